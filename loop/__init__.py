@@ -1,0 +1,1 @@
+"""The Ladder engine: inbox, datasets, training, export, evals, gates and lineage."""

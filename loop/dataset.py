@@ -1,0 +1,159 @@
+"""Build a generation's dataset: new data since the parent, replay, a held-out split, curriculum order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from loop.config import Config
+from loop.hashing import sha256_file, sha256_records
+from loop.lineage import ancestors, pending_clause
+from store.tables import Conversation, EvalResult
+
+
+@dataclass
+class Plan:
+    parent_id: int
+    train_rows: list[dict[str, Any]] = field(default_factory=list)  # in training order
+    holdout_items: list[dict[str, Any]] = field(default_factory=list)
+    recall_items: list[dict[str, Any]] = field(default_factory=list)
+    new_train_ids: list[int] = field(default_factory=list)
+    holdout_ids: list[int] = field(default_factory=list)
+    skipped_low_quality: int = 0
+    data_delta_sha: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
+    lineage = ancestors(s, parent_id)
+    stages = list(cfg.dataset.curriculum)
+    pending = s.exec(select(Conversation).where(pending_clause(lineage)).order_by(Conversation.id)).all()
+    usable = [c for c in pending if c.quality >= cfg.karma.min_quality]
+    p = Plan(parent_id=parent_id, skipped_low_quality=len(pending) - len(usable))
+    holdout = split_holdout(usable, cfg.dataset.holdout_ratio, cfg.dataset.seed)
+    new_train = [c for c in usable if c.id not in holdout]
+    replay = sample_replay(s, lineage, cfg.dataset.replay_examples, cfg.dataset.seed + parent_id)
+    ordered = curriculum_order([(c, "replay") for c in replay] + [(c, "new") for c in new_train], stages)
+    p.train_rows = [training_row(c) | {"_source": src, "_stage": c.stage} for c, src in ordered]
+    p.new_train_ids = [c.id for c in new_train]
+    p.holdout_ids = [c.id for c in usable if c.id in holdout]
+    p.holdout_items = [holdout_item(c) for c in usable if c.id in holdout][: cfg.eval.generalization_items]
+    p.recall_items = recall_items(s, lineage, cfg.eval.recall_items, cfg.dataset.seed)
+    p.data_delta_sha = sha256_records(
+        sorted(({"kind": c.kind, "messages": json.loads(c.messages), "rejected": c.rejected,
+                 "split": "holdout" if c.id in holdout else "train"} for c in usable),
+               key=lambda r: json.dumps(r, sort_keys=True)))
+    p.summary = summarize(p, new_train, replay, [c for c in usable if c.id in holdout])
+    return p
+
+
+def split_holdout(records: list[Conversation], ratio: float, seed: int) -> set[int]:
+    """Deterministic split by content hash, so the same data always splits the same way."""
+    eligible = [c for c in records if c.kind != "document"]
+
+    def draw(c: Conversation) -> float:
+        return int(hashlib.sha256(f"{seed}:{c.content_sha}".encode()).hexdigest()[:12], 16) / 16**12
+
+    ranked = sorted(eligible, key=draw)
+    held = {c.id for c in ranked if draw(c) < ratio}
+    if len(eligible) >= 2 and not held:
+        held = {ranked[0].id}  # every generation needs something to generalize to
+    if len(held) == len(eligible) and len(eligible) > 1:
+        held.discard(ranked[-1].id)
+    return held
+
+
+def sample_replay(s: Session, lineage: list[int], k: int, seed: int) -> list[Conversation]:
+    if not lineage or k <= 0:
+        return []
+    ids = s.exec(select(Conversation.id).where(col(Conversation.gen_id).in_(lineage), Conversation.split == "train")
+                 .order_by(Conversation.id)).all()
+    chosen = sorted(random.Random(seed).sample(list(ids), min(k, len(ids))))
+    return list(s.exec(select(Conversation).where(col(Conversation.id).in_(chosen)).order_by(Conversation.id)).all())
+
+
+def curriculum_order(items: list[tuple[Conversation, str]], stages: list[str]) -> list[tuple[Conversation, str]]:
+    """Stages in the config's order (unknown stages last); within a stage, replay then new, oldest first."""
+    rank = {name: i for i, name in enumerate(stages)}
+    return sorted(items, key=lambda it: (rank.get(it[0].stage, len(stages)), it[1] != "replay", it[0].id))
+
+
+def training_row(c: Conversation) -> dict[str, Any]:
+    messages = json.loads(c.messages)
+    if c.kind == "document":
+        return {"text": "\n\n".join(m["content"] for m in messages)}
+    return {"messages": [_flatten(m) for m in messages]}
+
+
+def _flatten(m: dict[str, Any]) -> dict[str, str]:
+    """Tool calls become JSON text in the turn, the form the model is taught to write."""
+    content = m.get("content") or ""
+    if m.get("tool_calls"):
+        calls = json.dumps(m["tool_calls"], ensure_ascii=False)
+        content = f"{content}\n{calls}".strip()
+    return {"role": m["role"], "content": content}
+
+
+def holdout_item(c: Conversation) -> dict[str, Any]:
+    messages = [_flatten(m) for m in json.loads(c.messages)]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return {"key": f"c{c.id}", "type": "reference", "messages": messages[:last], "reference": messages[last]["content"]}
+
+
+def recall_items(s: Session, lineage: list[int], limit: int, seed: int) -> list[dict[str, Any]]:
+    """What the lineage knew: G0's probes it answered right, and each ancestor's passed held-out items."""
+    rows = s.exec(select(EvalResult).where(col(EvalResult.gen_id).in_(lineage), EvalResult.passed == True,  # noqa: E712
+                                           col(EvalResult.eval).in_(["probe", "generalization"]))
+                  .order_by(EvalResult.id)).all()
+    items: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        detail = json.loads(r.detail)
+        if r.eval == "probe":
+            items.setdefault(r.item_key, {"key": r.item_key, "type": "probe", "prompt": r.prompt, "answers": detail["answers"]})
+        else:
+            items.setdefault(r.item_key, {"key": r.item_key, "type": "reference", "messages": detail["messages"],
+                                          "reference": r.reference})
+    chosen = list(items.values())
+    if len(chosen) > limit:
+        chosen = random.Random(seed).sample(chosen, limit)
+    return sorted(chosen, key=lambda it: it["key"])
+
+
+def summarize(p: Plan, new_train: list[Conversation], replay: list[Conversation], held: list[Conversation]) -> dict[str, Any]:
+    def by(attr: str, rows: list[Conversation]) -> dict[str, int]:
+        return dict(sorted(Counter(getattr(c, attr) for c in rows).items()))
+
+    return {
+        "new": len(new_train), "replay": len(replay), "holdout": len(held), "recall_items": len(p.recall_items),
+        "skipped_low_quality": p.skipped_low_quality,
+        "new_by_kind": by("kind", new_train), "new_by_domain": by("domain", new_train),
+        "new_by_stage": by("stage", new_train), "replay_by_domain": by("domain", replay),
+    }
+
+
+def write(p: Plan, job_dir: Path) -> str:
+    """Write the job's data files; return the SHA-256 of dataset.jsonl (replay included)."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    _jsonl(job_dir / "dataset.jsonl", [{k: v for k, v in r.items() if not k.startswith("_")} for r in p.train_rows])
+    _jsonl(job_dir / "dataset_sources.jsonl", [{"source": r["_source"], "stage": r["_stage"]} for r in p.train_rows])
+    _jsonl(job_dir / "holdout.jsonl", p.holdout_items)
+    _jsonl(job_dir / "recall.jsonl", p.recall_items)
+    return sha256_file(job_dir / "dataset.jsonl")
+
+
+def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

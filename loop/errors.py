@@ -1,0 +1,13 @@
+"""Errors a user can fix, carried up to a one-line message."""
+
+
+class UserError(Exception):
+    """Bad usage, config or input: exit code 2, one line, no traceback."""
+
+    exit_code = 2
+
+
+class OperationFailed(Exception):
+    """A valid request that could not be carried out: exit code 1."""
+
+    exit_code = 1

@@ -1,0 +1,81 @@
+"""The gates and the stop rule: pure decisions from metrics and the config, testable without a model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    value: float | None
+    op: str  # ">=", "<", ">="
+    threshold: float
+    passed: bool
+
+    def describe(self) -> str:
+        shown = "missing" if self.value is None else f"{self.value:.3g}"
+        verdict = "ok" if self.passed else "FAILED"
+        return f"{self.name} {shown} (needs {self.op} {self.threshold:.3g}) {verdict}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    passed: bool
+    status: str  # promoted | candidate | rejected
+    checks: list[Check] = field(default_factory=list)
+    reason: str = ""
+
+
+def decide(child: Mapping[str, Any], gates: Any, parent: Mapping[str, Any] | None = None) -> Decision:
+    """Hold a child's metrics to every gate; a failed gate rejects it whatever the others say."""
+    checks = [
+        _at_least("recall", child.get("eval_recall"), gates.recall_min),
+        _at_least("generalization", child.get("eval_generalization"), gates.generalization_min),
+        _below("style_drift", child.get("eval_style_drift"), gates.style_drift_max),
+    ]
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        first = failed[0]
+        label = "forgetting" if first.name == "recall" else first.name.replace("_", " ")
+        reason = f"rejected for {label}: " + "; ".join(c.describe() for c in failed)
+        return Decision(False, "rejected", checks, reason)
+    status = "candidate" if gates.require_approval else "promoted"
+    reason = "passed every gate" + ("; waiting for approval" if gates.require_approval else "")
+    return Decision(True, status, checks, reason)
+
+
+def _at_least(name: str, value: float | None, threshold: float) -> Check:
+    return Check(name, value, ">=", threshold, value is not None and value >= threshold)
+
+
+def _below(name: str, value: float | None, threshold: float) -> Check:
+    return Check(name, value, "<", threshold, value is not None and value < threshold)
+
+
+def stop_rule(history: Sequence[Mapping[str, Any]], rule: Any) -> str | None:
+    """The seed's stop rule over the lineage, oldest first: a reason to stop, or None.
+
+    As the seed's code has it: over the last `rule.generations` generations, generalization
+    rose by less than `rule.epsilon` every time and style drift rose by more than `rule.theta`
+    at least once. The model is not learning and is drifting: the data is the problem.
+    """
+    n = rule.generations
+    if len(history) < n + 1:
+        return None
+    window = history[-(n + 1):]
+    deltas = []
+    for before, after in zip(window, window[1:]):
+        g0, g1 = before.get("eval_generalization"), after.get("eval_generalization")
+        s0, s1 = before.get("eval_style_drift"), after.get("eval_style_drift")
+        if None in (g1, s0, s1):
+            return None
+        dg = g1 - (g0 if g0 is not None else 0.0)
+        deltas.append((dg, s1 - s0))
+    if all(dg < rule.epsilon for dg, _ in deltas) and any(ds > rule.theta for _, ds in deltas):
+        shown = ", ".join(f"Δgeneralization {dg:+.3f} Δstyle drift {ds:+.3g}" for dg, ds in deltas)
+        return (f"stop rule: for {n} generations generalization rose by less than {rule.epsilon} and "
+                f"style drift rose by more than {rule.theta} ({shown}); fix the data, not the model size")
+    return None

@@ -1,0 +1,178 @@
+"""The one place that chains a generation's stages and writes the results to the store.
+
+train → merge → export → evaluate → gate → promote or reject. It runs in a child process
+from a self-contained job folder (see loop.job), so a crash cannot take a UI down with it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from loop import artifacts, gate
+from loop.config import Config
+from loop.dataset import read_jsonl
+from loop.events import EventLog
+from store import ledger
+from store.db import active_gen, session, set_meta
+from store.tables import EvalResult, Generation, now
+
+
+class Cancelled(Exception):
+    """The user asked the job to stop."""
+
+
+def parent_weights(cfg: Config, parent: Generation, events: EventLog) -> Path:
+    """The parent's fp32 folder, rebuilt from its GGUF if it was pruned."""
+    if parent.weights_path and Path(parent.weights_path).is_dir():
+        return Path(parent.weights_path)
+    from loop.convert import load_base_to_hf  # noqa: PLC0415 - torch only in the job
+
+    events.emit("stage", f"rebuilding G{parent.id} weights from its GGUF", stage="train")
+    target = artifacts.weights_dir(cfg, parent.id)
+    load_base_to_hf(Path(parent.gguf_path), target)
+    with session(cfg.db_url) as s:
+        g = s.get(Generation, parent.id)
+        g.weights_path = str(target)
+        s.add(g)
+    return target
+
+
+def set_stage(cfg: Config, gen_id: int, stage: str, events: EventLog, message: str) -> None:
+    with session(cfg.db_url) as s:
+        g = s.get(Generation, gen_id)
+        g.stage = stage
+        s.add(g)
+    events.emit("stage", message, stage=stage)
+
+
+def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict[str, Any]:
+    gen_id, job_path = job["gen"], Path(job["job_dir"])
+    settings = dict(cfg.data["train"]) | ({"steps": job["steps"]} if job.get("steps") else {})
+    with session(cfg.db_url) as s:
+        parent = s.get(Generation, job["parent"])
+    started = time.monotonic()
+
+    def check() -> None:
+        if should_stop():
+            raise Cancelled()
+
+    set_stage(cfg, gen_id, "train", events, f"G{gen_id}: training from G{parent.id} ({settings['steps']} steps)")
+    parent_dir = parent_weights(cfg, parent, events)
+    from loop.train import Cancelled as TrainCancelled, train_lora  # noqa: PLC0415
+
+    def progress(e: dict[str, Any]) -> None:
+        events.emit("progress", "", stage="train", **e)
+
+    try:
+        result = train_lora(parent_dir, job_path / "dataset.jsonl", artifacts.weights_dir(cfg, gen_id), settings,
+                            on_progress=progress, should_stop=should_stop)
+    except TrainCancelled:
+        raise Cancelled() from None
+    check()
+    with session(cfg.db_url) as s:
+        g = s.get(Generation, gen_id)
+        g.weights_path = str(artifacts.weights_dir(cfg, gen_id))
+        g.steps, g.lr = result["steps"], settings["learning_rate"]
+        g.loss_start, g.loss_end = result["loss_start"], result["loss_end"]
+        g.walltime_min = round(result["walltime_s"] / 60, 4)
+        s.add(g)
+
+    set_stage(cfg, gen_id, "export", events, f"G{gen_id}: exporting GGUF ({cfg.model.export_dtype})")
+    from loop.export import export_gguf  # noqa: PLC0415
+
+    target = artifacts.gguf_path(cfg, gen_id)
+    child_sha = export_gguf(artifacts.weights_dir(cfg, gen_id), target, Path(parent.gguf_path), cfg.model.export_dtype)
+    check()
+
+    set_stage(cfg, gen_id, "eval", events, f"G{gen_id}: evaluating through llama.cpp")
+    metrics, results = evaluate(cfg, target, job_path)
+    check()
+    return finish(cfg, gen_id, parent, child_sha, target, metrics, results, result, job, events, time.monotonic() - started)
+
+
+def evaluate(cfg: Config, gguf: Path, job_path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """Recall, generalization and style drift of one GGUF, with every item's answer."""
+    from loop import evals  # noqa: PLC0415
+    from loop.llm import Runner  # noqa: PLC0415
+
+    e = cfg.eval
+    holdout, recall = read_jsonl(job_path / "holdout.jsonl"), read_jsonl(job_path / "recall.jsonl")
+    out: list[tuple[str, dict[str, Any]]] = []
+    with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
+        gen_results, gen_score = evals.run_reference(runner, holdout, e.max_tokens, e.match_threshold)
+        probes = [r for r in recall if r["type"] == "probe"]
+        refs = [r for r in recall if r["type"] == "reference"]
+        rp, _ = evals.run_probes(runner, probes, e.max_tokens)
+        rr, _ = evals.run_reference(runner, refs, e.max_tokens, e.match_threshold)
+        style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
+    recall_results = rp + rr
+    out += [("generalization", r) for r in gen_results] + [("recall", r) for r in recall_results]
+    out += [("style", r) for r in style_results]
+    # Held-out items keep their conversation so later generations can be asked them for recall.
+    by_key = {it["key"]: it for it in holdout}
+    for _, r in out:
+        if r["item_key"] in by_key:
+            r["detail"] = {**r.get("detail", {}), "messages": by_key[r["item_key"]]["messages"]}
+    metrics = {
+        "eval_recall": round(sum(r["passed"] for r in recall_results) / len(recall_results), 4) if recall_results else None,
+        "eval_generalization": round(gen_score, 4) if holdout else None,
+        "eval_style_drift": int(drift),
+        "recall_items": len(recall_results), "holdout_items": len(holdout),
+    }
+    return metrics, out
+
+
+def store_results(s, gen_id: int, results: list[tuple[str, dict[str, Any]]]) -> None:
+    for name, r in results:
+        s.add(EvalResult(gen_id=gen_id, eval=name, item_key=r["item_key"], prompt=r["prompt"],
+                         reference=r.get("reference", ""), answer=r["answer"], score=float(r["score"]),
+                         passed=bool(r["passed"]), detail=json.dumps(r.get("detail", {}), ensure_ascii=False)))
+
+
+def finish(cfg: Config, gen_id: int, parent: Generation, child_sha: str, gguf: Path, metrics: dict[str, Any],
+           results: list[tuple[str, dict[str, Any]]], train: dict[str, Any], job: dict[str, Any], events: EventLog,
+           walltime_s: float) -> dict[str, Any]:
+    set_stage(cfg, gen_id, "gate", events, f"G{gen_id}: holding the evals to the gates")
+    decision = gate.decide(metrics, cfg.gates)
+    folder = artifacts.gen_dir(cfg, gen_id)
+    artifacts.write_manifest(folder, cfg.data, gen=gen_id, parent=parent.id, parent_sha=parent.child_sha,
+                             child_sha=child_sha, dataset_sha=job["dataset_sha"], data_delta_sha=job["data_delta_sha"],
+                             train=train, metrics=metrics, dataset=job["summary"])
+    with session(cfg.db_url) as s:
+        g = s.get(Generation, gen_id)
+        g.child_sha, g.gguf_path = child_sha, str(gguf)
+        g.eval_recall, g.eval_generalization = metrics["eval_recall"], metrics["eval_generalization"]
+        g.eval_style_drift = metrics["eval_style_drift"]
+        g.gates = json.dumps([c.__dict__ for c in decision.checks])
+        g.status, g.reason, g.stage, g.finished_at = decision.status, decision.reason, "done", now()
+        g.walltime_min = round(walltime_s / 60, 4)
+        s.add(g)
+        store_results(s, gen_id, results)
+        if decision.status == "promoted":
+            set_meta(s, "active_gen", gen_id)
+        s.flush()
+        reason = stop_reason(s, cfg)
+        if reason:
+            set_meta(s, "stopped", reason)
+        artifacts.prune_weights(cfg, s)
+        s.flush()
+        ledger.export(s, cfg.ledger_csv)
+        active = active_gen(s)
+    events.emit("done", f"G{gen_id}: {decision.reason}", status=decision.status)
+    if reason:
+        events.emit("warning", reason)
+    return {"gen": gen_id, "parent": parent.id, "status": "active" if active == gen_id else decision.status,
+            "child_sha": child_sha, "metrics": metrics | {k: train[k] for k in ("loss_start", "loss_end", "steps")},
+            "reason": decision.reason, "stopped": reason}
+
+
+def stop_reason(s, cfg: Config) -> str | None:
+    from sqlmodel import col, select  # noqa: PLC0415
+
+    gens = s.exec(select(Generation).where(col(Generation.status).in_(ledger.LEDGER_STATUSES)).order_by(Generation.id)).all()
+    history = [{"eval_generalization": g.eval_generalization, "eval_style_drift": g.eval_style_drift} for g in gens]
+    return gate.stop_rule(history, cfg.stop_rule)
+

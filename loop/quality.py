@@ -1,0 +1,80 @@
+"""Quality score and karma of one record: pure rules, documented in the README."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+# Each finding lowers the score from 1.0 by its penalty; the score is clamped to [0, 1].
+PENALTIES = {
+    "empty turn": 0.5,
+    "broken tool call": 0.5,
+    "refusal": 0.4,
+    "corporate filler": 0.3,
+    "answer too short": 0.3,
+    "looks truncated": 0.2,
+    "very long": 0.1,
+}
+REFUSALS = re.compile(
+    r"\b(i can(?:no|')t (?:help|assist|do that|comply)|i(?: am|'m) (?:not able|unable) to (?:help|assist)"
+    r"|i won'?t be able to help|i must decline)\b",
+    re.IGNORECASE,
+)
+LONG_CHARS = 4000
+
+
+def score(messages: Sequence[Mapping[str, Any]], corporate_phrases: Sequence[str], kind: str = "chat") -> tuple[float, list[str]]:
+    """Return (quality in 0..1, reasons) for a record's turns."""
+    found: list[str] = []
+    if kind == "document":
+        text = " ".join(m.get("content", "") for m in messages)
+        if len(text.strip()) < 20:
+            found.append("answer too short")
+        return _total(found)
+    answers = [m for m in messages if m.get("role") == "assistant"]
+    if any(not str(m.get("content", "")).strip() and not m.get("tool_calls") for m in messages if m.get("role") != "system"):
+        found.append("empty turn")
+    text = "\n".join(str(m.get("content", "")) for m in answers)
+    low = text.lower()
+    if REFUSALS.search(text):
+        found.append("refusal")
+    if any(p.lower() in low for p in corporate_phrases):
+        found.append("corporate filler")
+    if any(_broken_tool_call(str(m.get("content", ""))) for m in answers):
+        found.append("broken tool call")
+    last = str(answers[-1].get("content", "")).strip() if answers else ""
+    if answers and len(last) < 2 and not answers[-1].get("tool_calls"):
+        found.append("answer too short")
+    elif len(last) > 120 and last[-1].isalnum() and not last.endswith("}"):
+        found.append("looks truncated")
+    if len(text) > LONG_CHARS:
+        found.append("very long")
+    return _total(found)
+
+
+def _total(found: list[str]) -> tuple[float, list[str]]:
+    value = 1.0 - sum(PENALTIES[f] for f in found)
+    return round(min(1.0, max(0.0, value)), 4), found
+
+
+def _broken_tool_call(content: str) -> bool:
+    """A reply that is a JSON tool call must parse and name its tool under "tool"."""
+    body = content.strip()
+    if not (body.startswith("{") and body.endswith("}")):
+        return False
+    try:
+        call = json.loads(body)
+    except ValueError:
+        return True
+    if not isinstance(call, dict):
+        return True
+    return "tool" not in call and ("action" in call or "function" in call or "args" in call)
+
+
+def karma(quality: float, kind: str, weights: Mapping[str, float], min_quality: float) -> float:
+    """Karma a record earns: its quality times its kind's weight, nothing below min_quality."""
+    if quality < min_quality:
+        return 0.0
+    return round(quality * float(weights.get(kind, 1.0)), 4)

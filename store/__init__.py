@@ -1,0 +1,1 @@
+"""The Ladder store: tables, sessions, schema versions and the lineage ledger."""

@@ -1,0 +1,1 @@
+"""The Ladder user interfaces: the command line and the Textual app."""

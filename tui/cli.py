@@ -1,0 +1,100 @@
+"""The `ladder` command: every engine action from the shell, with --json for scripts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from loop.errors import OperationFailed, UserError
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {message}; run 'ladder --help' for usage\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> Parser:
+    common = Parser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help="workspace config (default ./config.toml)")
+    common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON object")
+    p = Parser(prog="ladder", description="Train a local model generation by generation from its own conversations.",
+               parents=[common])
+    sub = p.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
+
+    def cmd(name: str, text: str) -> Parser:
+        return sub.add_parser(name, help=text, description=text, parents=[common])
+
+    c = cmd("init", "create a workspace and its generation 0 (idempotent)")
+    c.add_argument("dir", nargs="?", help="workspace folder (default: the config's folder)")
+    c = cmd("ingest", "ingest files (default: everything new in the inbox)")
+    c.add_argument("paths", nargs="*", type=Path)
+    cmd("status", "the active generation, karma and the running job")
+    c = cmd("train", "train one generation now, whatever the karma")
+    c.add_argument("--steps", type=int, help="optimizer steps (overrides train.steps)")
+    c.add_argument("--detach", action="store_true", help="start the job and return at once")
+    cmd("run", "watch the inbox, ingest, and train when karma reaches the threshold (Ctrl-C stops)")
+    cmd("cancel", "stop the running generation job")
+    for name, text in (("approve", "make a generation active (an override if the gates rejected it)"),
+                       ("reject", "reject a generation")):
+        cmd(name, text).add_argument("gen", type=int)
+    cmd("rollback", "make the active generation's parent (or GEN) active again").add_argument("gen", type=int, nargs="?")
+    cmd("ledger", "print the lineage ledger").add_argument("--csv", type=Path, help="write the ledger CSV here")
+    c = cmd("chat", "one answer from the active generation through llama.cpp")
+    c.add_argument("prompt")
+    c.add_argument("--gen", type=int, help="ask this generation instead of the active one")
+    c.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
+    c.add_argument("--max-tokens", type=int, default=256)
+    c = cmd("demo", "create a workspace with the demo inbox and train one generation")
+    c.add_argument("dir", nargs="?", default="demo", type=Path)
+    c.add_argument("--steps", type=int, help="optimizer steps (default: the config's)")
+    cmd("tui", "open the terminal app")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.config = Path(getattr(args, "config", "config.toml"))
+    args.json = getattr(args, "json", False)
+    try:
+        if args.command in (None, "tui"):
+            return open_app(args)
+        from tui import commands  # noqa: PLC0415
+
+        result = getattr(commands, args.command)(args)
+    except (UserError, OperationFailed) as e:
+        sys.stderr.write(f"error: {e}\n")
+        return e.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as e:  # noqa: BLE001 - a bug must still end in one line, with the details on request
+        if os.environ.get("LADDER_DEBUG"):
+            raise
+        sys.stderr.write(f"error: unexpected failure: {type(e).__name__}: {e}; rerun with LADDER_DEBUG=1 for details\n")
+        return 1
+    if args.json:
+        print(json.dumps(result, default=str))
+    return 0 if not (isinstance(result, dict) and result.get("_failed")) else 1
+
+
+def open_app(args: argparse.Namespace) -> int:
+    try:
+        from tui.app import run_app  # noqa: PLC0415
+    except ImportError:
+        build_parser().print_help()
+        return 0
+    return run_app(args.config)
+
+
+def emit(args: argparse.Namespace, text: str) -> None:
+    """Human output goes to stdout normally, to stderr under --json so stdout stays one object."""
+    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
