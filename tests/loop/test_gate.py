@@ -1,0 +1,55 @@
+"""Gates and the stop rule as pure functions."""
+
+from types import SimpleNamespace
+
+from loop.gate import decide, stop_rule
+
+GATES = SimpleNamespace(recall_min=0.9, generalization_min=0.85, style_drift_max=2, require_approval=False)
+RULE = SimpleNamespace(generations=2, epsilon=0.05, theta=0.1)
+
+
+def metrics(recall=0.95, gen=0.9, style=1):
+    return {"eval_recall": recall, "eval_generalization": gen, "eval_style_drift": style}
+
+
+def test_passing_child_is_promoted():
+    d = decide(metrics(), GATES)
+    assert d.passed and d.status == "promoted"
+    assert [c.name for c in d.checks] == ["recall", "generalization", "style_drift"]
+
+
+def test_passing_child_waits_when_approval_is_required():
+    d = decide(metrics(), SimpleNamespace(**{**GATES.__dict__, "require_approval": True}))
+    assert d.status == "candidate"
+
+
+def test_forgetting_rejects_whatever_the_other_scores():
+    d = decide(metrics(recall=0.5, gen=1.0, style=0), GATES)
+    assert not d.passed and d.status == "rejected"
+    assert d.reason.startswith("rejected for forgetting")
+    assert "needs >= 0.9" in d.reason
+
+
+def test_thresholds_are_exact_bounds():
+    assert decide(metrics(recall=0.9, gen=0.85, style=1), GATES).passed
+    assert not decide(metrics(style=2), GATES).passed  # style drift must stay below the threshold
+
+
+def test_missing_metric_fails_its_gate():
+    d = decide(metrics(gen=None), GATES)
+    assert not d.passed and "generalization missing" in d.reason
+
+
+def test_stop_rule_needs_two_flat_generations_and_drift():
+    flat = [{"eval_generalization": 0.5, "eval_style_drift": 1}, {"eval_generalization": 0.52, "eval_style_drift": 1},
+            {"eval_generalization": 0.53, "eval_style_drift": 3}]
+    assert "stop rule" in stop_rule(flat, RULE)
+
+
+def test_stop_rule_stays_quiet_while_learning_or_too_early():
+    learning = [{"eval_generalization": 0.5, "eval_style_drift": 1}, {"eval_generalization": 0.6, "eval_style_drift": 2},
+                {"eval_generalization": 0.61, "eval_style_drift": 3}]
+    assert stop_rule(learning, RULE) is None
+    assert stop_rule(learning[:2], RULE) is None
+    no_drift = [{"eval_generalization": 0.5, "eval_style_drift": 1}] * 3
+    assert stop_rule(no_drift, RULE) is None
