@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from loop import mix
 from loop.config import Config
 from loop.hashing import sha256_file, sha256_records
 from loop.lineage import ancestors, pending_clause
@@ -38,9 +39,12 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     usable = [c for c in pending if c.quality >= cfg.karma.min_quality]
     p = Plan(parent_id=parent_id, skipped_low_quality=len(pending) - len(usable))
     holdout = split_holdout(usable, cfg.dataset.holdout_ratio, cfg.dataset.seed)
-    new_train = [c for c in usable if c.id not in holdout]
+    # The data mix picks the new training rows; what it leaves out stays pending for a later generation.
+    choice = mix.choose([c for c in usable if c.id not in holdout], mix.settings(cfg), cfg.dataset.seed)
+    deferred = {c.id for c in choice.deferred}
+    new_train = [c for c in usable if c.id not in holdout and c.id not in deferred]
     replay = sample_replay(s, lineage, cfg.dataset.replay_examples, cfg.dataset.seed + parent_id)
-    ordered = curriculum_order([(c, "replay") for c in replay] + [(c, "new") for c in new_train], stages)
+    ordered = curriculum_order([(c, "replay") for c in replay] + [(c, "new") for c in choice.rows], stages)
     p.train_rows = [training_row(c) | {"_source": src, "_stage": c.stage} for c, src in ordered]
     p.new_train_ids = [c.id for c in new_train]
     p.holdout_ids = [c.id for c in usable if c.id in holdout]
@@ -48,9 +52,10 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     p.recall_items = recall_items(s, lineage, cfg.eval.recall_items, cfg.dataset.seed)
     p.data_delta_sha = sha256_records(
         sorted(({"kind": c.kind, "messages": json.loads(c.messages), "rejected": c.rejected,
-                 "split": "holdout" if c.id in holdout else "train"} for c in usable),
+                 "split": "holdout" if c.id in holdout else "train"} for c in usable if c.id not in deferred),
                key=lambda r: json.dumps(r, sort_keys=True)))
     p.summary = summarize(p, new_train, replay, [c for c in usable if c.id in holdout])
+    p.summary["mix"] = choice.summary()
     return p
 
 

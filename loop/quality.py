@@ -18,10 +18,12 @@ PENALTIES = {
     "very long": 0.1,
 }
 REFUSALS = re.compile(
-    r"\b(i can(?:no|')t (?:help|assist|do that|comply)|i(?: am|'m) (?:not able|unable) to (?:help|assist)"
-    r"|i won'?t be able to help|i must decline)\b",
+    r"\b(i can(?:no|')t (?:help|assist|do that|comply|provide|answer)"
+    r"|i(?: am|'m) (?:not able|unable) to (?:help|assist|provide|answer)"
+    r"|i won'?t be able to help|i must decline|i(?: am|'m) not comfortable (?:helping|providing))\b",
     re.IGNORECASE,
 )
+FENCED_JSON = re.compile(r"```(?:json)?\s*\n(\{.*?\})\s*\n```", re.DOTALL)
 LONG_CHARS = 4000
 
 
@@ -42,13 +44,13 @@ def score(messages: Sequence[Mapping[str, Any]], corporate_phrases: Sequence[str
         found.append("refusal")
     if any(p.lower() in low for p in corporate_phrases):
         found.append("corporate filler")
-    if any(_broken_tool_call(str(m.get("content", ""))) for m in answers):
+    if any(_broken_tool_call(str(m.get("content", ""))) or _broken_tool_calls(m.get("tool_calls")) for m in answers):
         found.append("broken tool call")
     last = str(answers[-1].get("content", "")).strip() if answers else ""
     if answers and len(last) < 2 and not answers[-1].get("tool_calls"):
         found.append("answer too short")
-    elif len(last) > 120 and last[-1].isalnum() and not last.endswith("}"):
-        found.append("looks truncated")
+    elif (len(last) > 120 and last[-1].isalnum() and not last.endswith("}")) or last.count("```") % 2:
+        found.append("looks truncated")  # mid-sentence, or a code block that never closes
     if len(text) > LONG_CHARS:
         found.append("very long")
     return _total(found)
@@ -60,10 +62,10 @@ def _total(found: list[str]) -> tuple[float, list[str]]:
 
 
 def _broken_tool_call(content: str) -> bool:
-    """A reply that is a JSON tool call must parse and name its tool under "tool"."""
+    """A reply that is a JSON tool call, whole or in a fenced block, must parse and name its tool under "tool"."""
     body = content.strip()
     if not (body.startswith("{") and body.endswith("}")):
-        return False
+        return "```" in content and any(_broken_tool_call(block) for block in FENCED_JSON.findall(content))
     try:
         call = json.loads(body)
     except ValueError:
@@ -73,8 +75,30 @@ def _broken_tool_call(content: str) -> bool:
     return "tool" not in call and ("action" in call or "function" in call or "args" in call)
 
 
-def karma(quality: float, kind: str, weights: Mapping[str, float], min_quality: float) -> float:
-    """Karma a record earns: its quality times its kind's weight, nothing below min_quality."""
+def _broken_tool_calls(calls: Any) -> bool:
+    """OpenAI-style tool calls need a function name and arguments that are a JSON object."""
+    if not calls:
+        return False
+    if not isinstance(calls, list):
+        return True
+    for call in calls:
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not fn["name"].strip():
+            return True
+        args = fn.get("arguments", "{}")
+        if isinstance(args, str):
+            try:
+                args = json.loads(args or "{}")
+            except ValueError:
+                return True
+        if not isinstance(args, dict):
+            return True
+    return False
+
+
+def karma(quality: float, kind: str, weights: Mapping[str, float], min_quality: float, source: str | None = None) -> float:
+    """Karma a record earns: its quality times its source's weight (else its kind's), nothing below min_quality."""
     if quality < min_quality:
         return 0.0
-    return round(quality * float(weights.get(kind, 1.0)), 4)
+    weight = weights.get(source, weights.get(kind, 1.0)) if source else weights.get(kind, 1.0)
+    return round(quality * float(weight), 4)

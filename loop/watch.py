@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -14,39 +17,110 @@ from loop.lineage import pending_karma
 from store.db import get_meta, session
 
 RESCAN_SECONDS = 5.0
+HOLD_SECONDS = 60.0  # the longest a file with a write but no close yet is waited for
+RETRY_SECONDS = 60.0  # a file that could not be ingested is tried again after this, or at once when it changes
 
 
 class Settled:
-    """Files whose size and mtime have not changed for `settle` seconds: complete, safe to read."""
+    """Files that are complete, safe to read: size and mtime unchanged for `settle` seconds, and no writer
+    still holding them open (where the platform reports closes), and not just tried without success."""
 
     def __init__(self, settle: float, clock: Callable[[], float] = time.monotonic):
         self.settle, self.clock = settle, clock
         self.seen: dict[Path, tuple[tuple[int, int], float]] = {}
+        self.writing: dict[Path, float] = {}  # written to, no close seen since
+        self.failed: dict[Path, tuple[tuple[int, int], float]] = {}
+        self.lock = threading.Lock()
+
+    def wrote(self, path: Path) -> None:
+        with self.lock:
+            self.writing[path] = self.clock()
+
+    def closed(self, path: Path) -> None:
+        with self.lock:
+            self.writing.pop(path, None)
 
     def ready(self, paths: list[Path]) -> list[Path]:
         now, out, current = self.clock(), [], {}
         for p in paths:
-            try:
-                st = p.stat()
-            except OSError:
+            sig = _signature(p)
+            if sig is None:
                 continue
-            sig = (st.st_size, st.st_mtime_ns)
             prev = self.seen.get(p)
             since = prev[1] if prev and prev[0] == sig else now
             current[p] = (sig, since)
-            if now - since >= self.settle:
+            with self.lock:
+                busy = now - self.writing.get(p, -HOLD_SECONDS) < HOLD_SECONDS
+            failed = self.failed.get(p)
+            if failed and failed[0] == sig and now - failed[1] < RETRY_SECONDS:
+                continue
+            if now - since >= self.settle and not busy:
                 out.append(p)
         self.seen = current
+        with self.lock:  # forget writes long past and failures of files that have gone
+            self.writing = {p: t for p, t in self.writing.items() if now - t < HOLD_SECONDS}
+        self.failed = {p: f for p, f in self.failed.items() if p in current}
         return out
 
+    def tried(self, paths: list[Path]) -> None:
+        """Remember files still in the inbox after an ingest, so a failure is not retried in a tight loop."""
+        now = self.clock()
+        for p in paths:
+            sig = _signature(p)
+            if sig is not None:
+                self.failed[p] = (sig, now)
+            else:
+                self.failed.pop(p, None)
 
-def _observer(folder: Path, wake: threading.Event):
-    from watchdog.events import FileSystemEventHandler  # noqa: PLC0415
+    @property
+    def pending(self) -> bool:
+        return any(p not in self.failed for p in self.seen)
+
+
+def _signature(p: Path) -> tuple[int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        try:  # a link to nowhere: still a file to report
+            st = p.lstat()
+        except OSError:
+            return None
+    return st.st_size, st.st_mtime_ns
+
+
+def _empty(path: Path) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return st.st_size == 0 and not path.is_symlink()
+
+
+def _observer(folder: Path, wake: threading.Event, settled: Settled):
+    from watchdog.events import (  # noqa: PLC0415
+        FileClosedEvent, FileClosedNoWriteEvent, FileCreatedEvent, FileModifiedEvent, FileMovedEvent,
+        FileOpenedEvent, FileSystemEventHandler,
+    )
     from watchdog.observers import Observer  # noqa: PLC0415
+
+    # Only inotify reports closes; elsewhere a write is not tracked and the settle time alone decides.
+    track = sys.platform.startswith("linux")
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event) -> None:
-            wake.set()
+            if track and not event.is_directory:
+                path = Path(os.fsdecode(event.src_path))
+                if isinstance(event, FileModifiedEvent) or (isinstance(event, FileCreatedEvent) and _empty(path)):
+                    # A write, or a file just opened for one. Files found in a new folder also come as
+                    # "created", with their content in and their close perhaps missed: those are not held.
+                    settled.wrote(path)
+                elif isinstance(event, FileClosedEvent):
+                    settled.closed(path)
+                elif isinstance(event, FileMovedEvent):  # a rename into place finishes a write
+                    settled.closed(path)
+                    settled.closed(Path(os.fsdecode(event.dest_path)))
+            if not isinstance(event, (FileOpenedEvent, FileClosedNoWriteEvent)):  # reads (ours too) change nothing
+                wake.set()
 
     obs = Observer()
     obs.schedule(Handler(), str(folder), recursive=True)
@@ -58,49 +132,81 @@ def _observer(folder: Path, wake: threading.Event):
 def run_loop(cfg: Config, say: Callable[[str], None], stop: threading.Event, train: bool = True) -> list[int]:
     """Until `stop` is set: ingest what settles in the inbox and start a generation when karma allows.
 
-    Returns the generations it started, so the caller can cancel one still running.
+    Returns the generations it started, so the caller can cancel one still running. No file in the inbox
+    and no failure of one step can end the loop: each is reported and the loop goes on.
     """
+    ingest.context(cfg)  # a config mistake is the user's to fix before watching starts
     wake = threading.Event()
-    obs = _observer(cfg.inbox_dir, wake)
     settled = Settled(cfg.watch.settle_seconds)
+    obs = _observer(cfg.inbox_dir, wake, settled)
     for note in jobs.recover(cfg):
         say(f"note: {note}")
-    last_scan, warned_stop, started = 0.0, None, []
+    _clean_unpacking(cfg)
+    last_scan, warned_stop, started, last_error = 0.0, None, [], ""
     last_event = _last_event_id(cfg)
     try:
         while not stop.is_set():
-            now = time.monotonic()
-            if wake.is_set() or now - last_scan >= RESCAN_SECONDS or settled.seen:
-                wake.clear()
-                last_scan = now
-                ready = settled.ready(ingest.inbox_files(cfg))
-                if ready:
-                    report = ingest.ingest(cfg, ready)
-                    say(f"ingested {report['ingested']} record(s), {report['duplicates']} duplicate(s) from "
-                        f"{len(ready)} file(s); karma {report['karma']:.1f}/{report['karma_threshold']:.1f}")
-                    for q in report["quarantined"]:
-                        say(f"quarantined {q['path']}: {q['reason']}")
-            if train and jobs.running(cfg) is None:
-                with session(cfg.db_url) as s:
-                    karma, stopped = pending_karma(s), get_meta(s, "stopped")
-                if stopped:
-                    if stopped != warned_stop:
-                        say(f"not training: {stopped}. Run 'ladder train' or approve/roll back to go on.")
-                        warned_stop = stopped
-                elif karma >= cfg.karma.threshold:
-                    try:
-                        gen_id, pid = jobs.start(cfg)
-                    except UserError as e:
-                        say(f"not training: {e}")
-                    else:
-                        say(f"karma {karma:.1f} reached {cfg.karma.threshold:.1f}: training G{gen_id} (pid {pid})")
-                        started.append(gen_id)
-            last_event = _tell_events(cfg, last_event, say)
+            try:
+                last_scan, warned_stop = _step(cfg, say, settled, wake, last_scan, warned_stop, started, train)
+                last_event = _tell_events(cfg, last_event, say)
+                last_error = ""
+            except Exception as e:  # noqa: BLE001 - say it (once while it lasts) and keep watching
+                if f"{type(e).__name__}: {e}" != last_error:
+                    last_error = f"{type(e).__name__}: {e}"
+                    say(f"error: {last_error}; still watching")
+                stop.wait(1.0)
             wake.wait(0.5)
     finally:
         obs.stop()
         obs.join(timeout=5)
     return started
+
+
+def _step(cfg: Config, say: Callable[[str], None], settled: Settled, wake: threading.Event, last_scan: float,
+          warned_stop: str | None, started: list[int], train: bool) -> tuple[float, str | None]:
+    now = time.monotonic()
+    if wake.is_set() or now - last_scan >= RESCAN_SECONDS or settled.pending:
+        wake.clear()
+        last_scan = now
+        ready = settled.ready(ingest.inbox_files(cfg))
+        if ready:
+            report = ingest.ingest(cfg, ready)
+            settled.tried([p for p in ready if p.exists() or p.is_symlink()])
+            say(f"ingested {report['ingested']} record(s), {report['duplicates']} duplicate(s) from "
+                f"{len(ready)} file(s); karma {report['karma']:.1f}/{report['karma_threshold']:.1f}")
+            for q in report["quarantined"]:
+                say(f"quarantined {q['path']}: {q['reason']}")
+            for q in report["retry"]:
+                say(f"could not ingest {q['path']} now ({q['reason']}); will try again")
+    if train and jobs.running(cfg) is None:
+        with session(cfg.db_url) as s:
+            karma, stopped = pending_karma(s), get_meta(s, "stopped")
+        if stopped:
+            if stopped != warned_stop:
+                say(f"not training: {stopped}. Run 'ladder train' or approve/roll back to go on.")
+                warned_stop = stopped
+        elif karma >= cfg.karma.threshold:
+            try:
+                gen_id, pid = jobs.start(cfg)
+            except UserError as e:
+                if str(e) != warned_stop:  # said once, not every half second
+                    say(f"not training: {e}")
+                    warned_stop = str(e)
+            else:
+                say(f"karma {karma:.1f} reached {cfg.karma.threshold:.1f}: training G{gen_id} (pid {pid})")
+                started.append(gen_id)
+    return last_scan, warned_stop
+
+
+def _clean_unpacking(cfg: Config, older_than: float = 3600.0) -> None:
+    """Zip members left half-unpacked by a loop that was killed: nobody is reading them any more."""
+    folder = cfg.inbox_dir / ingest.UNPACKING
+    for entry in folder.glob("*") if folder.is_dir() else []:
+        try:
+            if time.time() - entry.stat().st_mtime > older_than:
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+        except OSError:
+            pass
 
 
 def _last_event_id(cfg: Config) -> int:

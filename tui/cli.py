@@ -38,6 +38,9 @@ def build_parser() -> Parser:
     c.add_argument("--steps", type=int, help="optimizer steps (overrides train.steps)")
     c.add_argument("--detach", action="store_true", help="start the job and return at once")
     cmd("run", "watch the inbox, ingest, and train when karma reaches the threshold (Ctrl-C stops)")
+    c = cmd("dataset", "show the data mix the next generation would get, per source, domain and stage")
+    c.add_argument("--dry-run", action="store_true", help="only show the mix (the default); nothing is taken")
+    c.add_argument("--out", type=Path, help="also write the dataset files to this folder for inspection")
     cmd("cancel", "stop the running generation job")
     for name, text in (("approve", "make a generation active (an override if the gates rejected it)"),
                        ("reject", "reject a generation")):
@@ -56,7 +59,13 @@ def build_parser() -> Parser:
     return p
 
 
+QUIET = {"TRANSFORMERS_VERBOSITY": "error", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",
+         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    for key, value in QUIET.items():  # no hub, no progress-bar noise from the ML libraries
+        os.environ.setdefault(key, value)
     args = build_parser().parse_args(argv)
     args.config = Path(getattr(args, "config", "config.toml"))
     args.json = getattr(args, "json", False)

@@ -56,6 +56,8 @@ def ingest(args: Namespace) -> dict[str, Any]:
                f"{result['bad_records']} bad record(s); karma {result['karma']:.1f}/{result['karma_threshold']:.1f}")
     for q in result["quarantined"]:
         emit(args, f"quarantined {q['path']}: {q['reason']}")
+    for q in result.get("retry", []):
+        emit(args, f"left in the inbox {q['path']}: {q['reason']}; run 'ladder ingest' again")
     return result
 
 
@@ -168,6 +170,45 @@ def run(args: Namespace) -> dict[str, Any]:
         jobs.follow(cfg, job.id, lambda ev: None)
     emit(args, "stopped")
     return {"stopped": True, "started": started}
+
+
+def dataset(args: Namespace) -> dict[str, Any]:
+    """The next generation's data, built as training would build it, without taking any record."""
+    cfg = _open(args)
+    if args.dry_run and args.out:
+        raise UserError("--dry-run writes nothing: leave out --out, or --dry-run")
+    from loop import dataset as builder  # noqa: PLC0415
+
+    with session(cfg.db_url) as s:
+        parent = active_gen(s)
+        plan = builder.plan(s, cfg, parent if parent is not None else 0)
+    m, stages = plan.summary["mix"], {}
+    for row in plan.train_rows:  # in training order, so the curriculum shows as it will run
+        stages.setdefault(row["_stage"], {"new": 0, "replay": 0})[row["_source"]] += 1
+    result = {"parent": parent, "new_rows": m["rows"], "new_records": m["records"], "deferred": m["deferred"],
+              "replay": plan.summary["replay"], "holdout": plan.summary["holdout"],
+              "skipped_low_quality": plan.skipped_low_quality, "curriculum": list(cfg.dataset.curriculum),
+              "by_source": _pair(m["rows_by_source"], m["deferred_by_source"]),
+              "by_domain": _pair(m["rows_by_domain"], m["deferred_by_domain"]), "by_stage": stages}
+    emit(args, f"next generation (parent {'G' + str(parent) if parent is not None else 'none yet'}): "
+               f"{m['rows']} new row(s) from {m['records']} record(s), {m['deferred']} deferred to a later "
+               f"generation, {result['replay']} replay, {result['holdout']} held out, "
+               f"{plan.skipped_low_quality} below min_quality")
+    for title, table in (("source", result["by_source"]), ("domain", result["by_domain"])):
+        emit(args, f"  {'by ' + title:<22} {'rows':>6} {'deferred':>9}")
+        for name, n in table.items():
+            emit(args, f"    {name:<20} {n['rows']:>6} {n['deferred']:>9}")
+    emit(args, f"  {'by stage (in order)':<22} {'new':>6} {'replay':>9}")
+    for name, n in stages.items():
+        emit(args, f"    {name:<20} {n['new']:>6} {n['replay']:>9}")
+    if args.out:
+        result["dataset_sha"] = builder.write(plan, args.out.absolute())
+        emit(args, f"wrote the dataset files to {args.out}")
+    return result
+
+
+def _pair(rows: dict[str, int], deferred: dict[str, int]) -> dict[str, dict[str, int]]:
+    return {k: {"rows": rows.get(k, 0), "deferred": deferred.get(k, 0)} for k in sorted(rows.keys() | deferred.keys())}
 
 
 def cancel(args: Namespace) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 SNIFF_BYTES = 64 * 1024
+MB = 1024 * 1024
+CHAOS_STYLES = ("thought", "action", "multi_turn")
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Record:
     stage: str | None = None
     persona: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None  # the record's own shape (chatgpt, sharegpt, chaos...); None: the file's format
 
 
 @dataclass
@@ -37,12 +40,27 @@ class BadFile(Exception):
     """The whole file cannot be read; the message is the one-line reason."""
 
 
+@dataclass(frozen=True)
+class Options:
+    """What parsing may depend on, taken from the config so the formats never read it themselves."""
+
+    chaos_style: str = "thought"
+    max_record_bytes: int = 64 * MB  # one JSON value read whole: a conversation, a single-object file
+    document_chars: int = 2000  # documents are cut at paragraph breaks into records of about this size
+    max_unpacked_bytes: int = 4096 * MB  # a zip's members, all together, once unpacked
+    max_zip_ratio: float = 200.0  # unpacked size / packed size of any one zip member
+    unpack_dir: Path | None = None  # where zip members are unpacked; None: the system's temp folder
+
+
 class Format(Protocol):
+    """A format may also set `binary = True` (read as bytes, before any text check) or `strict_utf8 = True`
+    (the whole file must be UTF-8, so a bad byte is the file's reason rather than one record's)."""
+
     name: str
 
     def sniff(self, head: bytes, path: Path) -> bool: ...
 
-    def parse(self, path: Path) -> Iterator[Record | BadRecord]: ...
+    def parse(self, path: Path, opts: Options) -> Iterator[Record | BadRecord]: ...
 
 
 REGISTRY: list[Format] = []
@@ -53,17 +71,53 @@ def register(fmt: Format) -> Format:
     return fmt
 
 
-def detect(path: Path) -> Format:
+def detect(path: Path, allow_zip: bool = True) -> Format:
     """The first registered format that recognises the file's content; BadFile when none does."""
     with path.open("rb") as f:
         head = f.read(SNIFF_BYTES)
     if not head.strip():
         raise BadFile("empty file: nothing to ingest")
+    text_checked = utf8_checked = False
     for fmt in REGISTRY:
+        binary = getattr(fmt, "binary", False)
+        if binary and not allow_zip:
+            continue
+        if not binary and not text_checked:
+            check_text(head, strict=False)
+            text_checked = True
+        # JSON Lines sets bad lines aside one by one; the other text formats need the whole file to be UTF-8.
+        if getattr(fmt, "strict_utf8", False) and not utf8_checked:
+            check_text(head, strict=True)
+            utf8_checked = True
         if fmt.sniff(head, path):
             return fmt
-    raise BadFile("unknown format: expected JSONL chat records ({\"messages\": [...]}) or prompt/completion records")
+    raise BadFile("unknown format: expected chat JSONL, a JSON export (ChatGPT, Claude, ShareGPT, Alpaca, CHAOS), "
+                  "a zip of one, or plain text / Markdown")
+
+
+def check_text(head: bytes, strict: bool = True) -> None:
+    """Say precisely why bytes are not UTF-8 text, the one encoding every text format reads."""
+    for bom, name in ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+                      (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")):
+        if head.startswith(bom):
+            raise BadFile(f"wrong encoding: {name} text; re-save the file as UTF-8")
+    nul = head.find(b"\x00")
+    if nul >= 0:
+        raise BadFile(f"binary file (a NUL byte at offset {nul}), not text or a zip: nothing to ingest")
+    if not strict:
+        return
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start >= len(head) - 3 and e.reason == "unexpected end of data":
+            return  # the sniff window cut a character in two
+        line = head.count(b"\n", 0, e.start) + 1
+        raise BadFile(f"wrong encoding: not UTF-8 (byte 0x{head[e.start]:02x} on line {line}); "
+                      "re-save the file as UTF-8") from None
 
 
 # Importing the format modules registers them, in order of precedence.
-from loop.formats import jsonl  # noqa: E402,F401
+from loop.formats import zips  # noqa: E402,F401  binary magic, checked first
+from loop.formats import jsonl  # noqa: E402,F401  one JSON object per line
+from loop.formats import jsondoc  # noqa: E402,F401  one JSON document: a list or an object
+from loop.formats import documents  # noqa: E402,F401  any other UTF-8 text

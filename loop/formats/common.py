@@ -1,0 +1,70 @@
+"""Checks every record shape shares: message lists, text fields, and the reason a record is unusable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ROLES = {"system", "user", "assistant", "tool"}
+# Keys a record may carry that curation and the confidence views read back from Conversation.meta.
+META_KEYS = ("title", "created_at", "updated_at", "id", "tags", "category", "pattern")
+
+
+class BadShape(Exception):
+    """One record cannot be used; the message is the reason, without the position."""
+
+
+def check_messages(messages: Any) -> list[dict[str, Any]]:
+    """Validate chat turns in the OpenAI shape, keeping tool calls, tool results and names."""
+    if not isinstance(messages, list) or not messages:
+        raise BadShape("'messages' must be a non-empty list")
+    out = []
+    for i, m in enumerate(messages, start=1):
+        if not isinstance(m, dict) or m.get("role") not in ROLES:
+            raise BadShape(f"message {i} needs a role of system, user, assistant or tool")
+        content = m.get("content")
+        if content is None and (m.get("tool_calls") or m["role"] == "tool"):
+            content = ""
+        if isinstance(content, list):  # content parts: keep the text, drop images and audio
+            content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        if not isinstance(content, str):
+            raise BadShape(f"message {i} content must be text")
+        kept: dict[str, Any] = {"role": m["role"], "content": content}
+        for extra in ("tool_calls", "tool_call_id", "name"):
+            if m.get(extra) is not None:
+                kept[extra] = m[extra]
+        if "function_call" in m and "tool_calls" not in kept:  # the older OpenAI single-call shape
+            kept["tool_calls"] = [{"type": "function", "function": m["function_call"]}]
+        out.append(kept)
+    require_answer(out)
+    return out
+
+
+def require_answer(messages: list[dict[str, Any]]) -> None:
+    if not any(m["role"] == "assistant" and (m["content"].strip() or m.get("tool_calls")) for m in messages):
+        raise BadShape("no assistant turn, so there is nothing to learn from")
+
+
+def need_text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise BadShape(f"'{key}' must be text")
+    return value
+
+
+def tool_call(name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:
+    """One OpenAI-style tool call; arguments are kept as the JSON text a model would write."""
+    args = arguments if isinstance(arguments, str) else json.dumps(arguments, ensure_ascii=False)
+    call: dict[str, Any] = {"type": "function", "function": {"name": name, "arguments": args}}
+    if call_id:
+        call["id"] = call_id
+    return call
+
+
+def common_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    """domain, stage and persona when the record names them itself."""
+    return {k: obj[k] for k in ("domain", "stage", "persona") if isinstance(obj.get(k), str) and obj[k].strip()}
+
+
+def meta_of(obj: dict[str, Any]) -> dict[str, Any]:
+    return {k: obj[k] for k in META_KEYS if obj.get(k) not in (None, "", [])}
