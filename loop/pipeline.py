@@ -113,9 +113,9 @@ def evaluate(cfg: Config, gguf: Path, job_path: Path) -> tuple[dict[str, Any], l
     out += [("style", r) for r in style_results]
     # Held-out items keep their conversation so later generations can be asked them for recall.
     by_key = {it["key"]: it for it in holdout}
-    for _, r in out:
-        if r["item_key"] in by_key:
-            r["detail"] = {**r.get("detail", {}), "messages": by_key[r["item_key"]]["messages"]}
+    for name, r in out:
+        if name == "generalization" and r["item_key"] in by_key:
+            r["detail"] = detail_of(r, messages=by_key[r["item_key"]]["messages"])
     metrics = {
         "eval_recall": round(sum(r["passed"] for r in recall_results) / len(recall_results), 4) if recall_results else None,
         "eval_generalization": round(gen_score, 4) if holdout else None,
@@ -125,11 +125,19 @@ def evaluate(cfg: Config, gguf: Path, job_path: Path) -> tuple[dict[str, Any], l
     return metrics, out
 
 
+def detail_of(r: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """An eval result's detail as a dict: the eval's note plus what later stages need."""
+    d = r.get("detail")
+    base = d if isinstance(d, dict) else ({"note": d} if d else {})
+    keep = {k: r[k] for k in ("expected", "stated") if k in r}
+    return {**base, **keep, **extra}
+
+
 def store_results(s, gen_id: int, results: list[tuple[str, dict[str, Any]]]) -> None:
     for name, r in results:
         s.add(EvalResult(gen_id=gen_id, eval=name, item_key=r["item_key"], prompt=r["prompt"],
                          reference=r.get("reference", ""), answer=r["answer"], score=float(r["score"]),
-                         passed=bool(r["passed"]), detail=json.dumps(r.get("detail", {}), ensure_ascii=False)))
+                         passed=bool(r["passed"]), detail=json.dumps(detail_of(r), ensure_ascii=False)))
 
 
 def finish(cfg: Config, gen_id: int, parent: Generation, child_sha: str, gguf: Path, metrics: dict[str, Any],

@@ -14,9 +14,10 @@ from loop.config import Config
 from loop.errors import UserError
 from loop.events import EventLog, NullEvents
 from loop.hashing import sha256_file, sha256_records
+from loop.pipeline import detail_of, store_results
 from store import ledger
 from store.db import session, set_meta
-from store.tables import EvalResult, Event, Generation, now
+from store.tables import Event, Generation, now
 
 BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -77,11 +78,17 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
     from loop.convert import load_base_to_hf  # noqa: PLC0415 - torch only when G0 is made
     from loop.export import export_gguf  # noqa: PLC0415
 
-    events.emit("stage", f"G0: converting {base.name} to trainable fp32 weights", stage="convert")
-    hf = load_base_to_hf(base, artifacts.weights_dir(cfg, 0))
-    events.emit("stage", f"G0: exporting GGUF ({cfg.model.export_dtype})", stage="export")
-    target = artifacts.gguf_path(cfg, 0)
-    child_sha = export_gguf(hf, target, base if base.is_file() else None, cfg.model.export_dtype)
+    # Both files are written by rename, so one that exists is complete: an init that was
+    # killed half-way picks up where it stopped.
+    hf, target = artifacts.weights_dir(cfg, 0), artifacts.gguf_path(cfg, 0)
+    if not (hf / "config.json").is_file():
+        events.emit("stage", f"G0: converting {base.name} to trainable fp32 weights", stage="convert")
+        load_base_to_hf(base, hf)
+    if target.is_file():
+        child_sha = sha256_file(target)
+    else:
+        events.emit("stage", f"G0: exporting GGUF ({cfg.model.export_dtype})", stage="export")
+        child_sha = export_gguf(hf, target, base if base.is_file() else None, cfg.model.export_dtype)
     events.emit("stage", "G0: asking the probe set and the tone probes", stage="eval")
     probe_results, style_results, accuracy, drift = _probe(cfg, target)
     parent_sha = base_sha(base)
@@ -93,11 +100,7 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
                          walltime_min=round((time.monotonic() - started) / 60, 4), eval_recall=accuracy,
                          eval_style_drift=drift, reason=f"base model {base.name}", gguf_path=str(target),
                          weights_path=str(hf), finished_at=now(), config_json=json.dumps(cfg.data)))
-        for name, results in (("probe", probe_results), ("style", style_results)):
-            for r in results:
-                s.add(EvalResult(gen_id=0, eval=name, item_key=r["item_key"], prompt=r["prompt"],
-                                 reference=r.get("reference", ""), answer=r["answer"], score=float(r["score"]),
-                                 passed=bool(r["passed"]), detail=json.dumps(r.get("detail", {}), ensure_ascii=False)))
+        store_results(s, 0, [("probe", r) for r in probe_results] + [("style", r) for r in style_results])
         set_meta(s, "active_gen", 0)
         kept = sum(r["passed"] for r in probe_results)
         s.add(Event(gen_id=0, kind="info", message=f"G0 ready: answers {kept}/{len(probe_results)} probes right, kept as recall items"))
@@ -118,6 +121,6 @@ def _probe(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]
     with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
         probe_results, accuracy = evals.run_probes(runner, items, e.max_tokens)
         for r, it in zip(probe_results, items):
-            r["detail"] = {**r.get("detail", {}), "answers": it["answers"]}
+            r["detail"] = detail_of(r, answers=it["answers"])
         style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
     return probe_results, style_results, round(accuracy, 4), int(drift)

@@ -1,0 +1,153 @@
+"""End to end on the real embedded model and real llama.cpp: init, ingest, train, ledger, approve, rollback, kill."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from loop.hashing import sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "loop" / "assets" / "demo_inbox"
+pytestmark = pytest.mark.slow
+
+# Small but real: a few steps, short answers, a handful of eval items.
+CONFIG = """
+[train]
+steps = 3
+batch_size = 2
+max_length = 128
+[eval]
+max_tokens = 24
+recall_items = 8
+generalization_items = 4
+[dataset]
+replay_examples = 4
+"""
+
+
+def ladder(ws: Path, *args: object, check: bool = True) -> subprocess.CompletedProcess:
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    p = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(ws / "config.toml"), *map(str, args)],
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+    if check:
+        assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def as_json(p: subprocess.CompletedProcess) -> dict:
+    return json.loads(p.stdout)
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory) -> Path:
+    ws = tmp_path_factory.mktemp("workspace")
+    (ws / "config.toml").write_text(CONFIG, encoding="utf-8")
+    out = as_json(ladder(ws, "init", "--json"))
+    assert out["created"] and out["gen"] == 0
+    for f in DEMO.glob("*.jsonl"):
+        shutil.copyfile(f, ws / "inbox" / f.name)
+    return ws
+
+
+def ledger_rows(ws: Path) -> dict[str, dict[str, str]]:
+    with (ws / "models" / "lineage_ledger.csv").open() as f:
+        return {r["GEN_ID"]: r for r in csv.DictReader(f)}
+
+
+def test_generation_zero_is_in_the_ledger_with_its_hashes(ws):
+    g0 = ledger_rows(ws)["0"]
+    gguf = next((ws / "models" / "gen-0000").glob("*.gguf"))
+    assert g0["child_sha"] == sha256_file(gguf)
+    from loop.workspace import builtin_base
+
+    assert g0["parent_sha"] == sha256_file(builtin_base())
+    assert 0 < float(g0["eval_recall"]) <= 1
+    assert as_json(ladder(ws, "status", "--json"))["active_sha"] == g0["child_sha"]
+    # idempotent
+    assert not as_json(ladder(ws, "init", "--json"))["created"]
+
+
+def test_ingest_train_ledger_approve_rollback(ws):
+    got = as_json(ladder(ws, "ingest", "--json"))
+    assert got["ingested"] >= 40 and got["quarantined"] == [] and got["karma"] > 0
+    g0_sha = as_json(ladder(ws, "status", "--json"))["active_sha"]
+
+    result = as_json(ladder(ws, "train", "--json", "--steps", "3"))
+    assert result["gen"] == 1 and result["parent"] == 0 and result["status"] in ("active", "rejected", "candidate")
+    gen_dir = ws / "models" / "gen-0001"
+    gguf = next(gen_dir.glob("*.gguf"))
+    assert result["child_sha"] == sha256_file(gguf)
+
+    row = ledger_rows(ws)["1"]
+    assert row["parent_sha"] == g0_sha and row["child_sha"] == result["child_sha"]
+    assert row["steps"] == "3" and float(row["lr"]) == 2e-4
+    for col in ("walltime_min", "loss_start", "loss_end", "eval_recall", "eval_generalization", "eval_style_drift"):
+        assert row[col] != "", col
+    assert 0 <= float(row["eval_recall"]) <= 1 and 0 <= float(row["eval_generalization"]) <= 1
+    manifest = json.loads((gen_dir / "manifest.json").read_text())
+    assert manifest["files"]["job/dataset.jsonl"] == sha256_file(gen_dir / "job" / "dataset.jsonl")
+    assert manifest["data_delta_sha"] == row["data_delta_sha"] and manifest["child_sha"] == row["child_sha"]
+
+    approved = as_json(ladder(ws, "approve", "1", "--json"))
+    assert approved["active_gen"] == 1 and approved["active_sha"] == result["child_sha"]
+    back = as_json(ladder(ws, "rollback", "--json"))
+    assert back["active_gen"] == 0 and back["active_sha"] == g0_sha
+    assert gguf.exists()  # rollback deletes nothing
+
+    answer = as_json(ladder(ws, "chat", "What is the capital of France?", "--gen", "1", "--json"))
+    assert answer["gen"] == 1 and answer["answer"].strip()
+    raw = as_json(ladder(ws, "chat", "The capital of France is", "--raw", "--json"))
+    assert raw["raw"] and raw["answer"].strip()
+
+
+def _wait_for(ws: Path, gen: int, stage: str, timeout: float = 600) -> int:
+    from loop import config
+    from store.db import session
+    from store.tables import Generation
+
+    cfg = config.load(ws / "config.toml")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session(cfg.db_url) as s:
+            g = s.get(Generation, gen)
+            if g is not None and g.stage == stage and g.status == "training" and g.job_pid and g.job_pid != os.getpid():
+                return g.job_pid
+            if g is not None and g.status != "training":
+                raise AssertionError(f"G{gen} ended ({g.status}: {g.reason}) before reaching {stage}")
+        time.sleep(0.05)
+    raise AssertionError(f"G{gen} never reached {stage}")
+
+
+@pytest.mark.parametrize("stage", ["train", "export"])
+def test_sigkill_mid_stage_leaves_the_active_generation(ws, stage):
+    before = as_json(ladder(ws, "status", "--json"))
+    started = as_json(ladder(ws, "train", "--detach", "--json", "--steps", "40" if stage == "train" else "2"))
+    gen = started["gen"]
+    pid = _wait_for(ws, gen, stage)
+    if stage == "train":
+        time.sleep(3)  # well into the steps
+    os.kill(pid, signal.SIGKILL)
+    after = ladder(ws, "status", "--json")
+    assert f"G{gen} was interrupted during {stage}" in after.stderr
+    state = as_json(after)
+    assert state["active_gen"] == before["active_gen"] and state["active_sha"] == before["active_sha"]
+    assert state["job"] is None
+    assert {g["gen"]: g["status"] for g in state["generations"]}[gen] == "failed"
+    assert not list((ws / "models" / f"gen-{gen:04d}").glob("*.gguf"))
+    assert state["karma"] == before["karma"]  # its data is waiting to be trained again
+
+
+def test_the_next_run_carries_on_after_a_kill(ws):
+    result = as_json(ladder(ws, "train", "--json", "--steps", "2"))
+    assert result["status"] in ("active", "rejected", "candidate") and result["child_sha"]
+    statuses = {g["gen"]: g["status"] for g in as_json(ladder(ws, "status", "--json"))["generations"]}
+    assert list(statuses.values()).count("failed") == 2
+    assert str(result["gen"]) in ledger_rows(ws)
