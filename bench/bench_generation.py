@@ -1,0 +1,109 @@
+"""Run one micro-generation on the embedded model and print where the time goes.
+
+    .venv/bin/python bench/bench_generation.py [--steps 30] [--workspace DIR]
+
+Stages: ingest, dataset, train (s/step, tokens/s), merge+save, export, eval, gate, total;
+then the same training steps as a bare PyTorch loop on the same model, data and batch,
+and the product trainer's overhead as a ratio against it (this machine is shared and
+noisy, so the ratio is the figure to compare between runs, not the seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+from sqlmodel import select  # noqa: E402
+
+from loop import artifacts, config, ingest, jobs, workspace  # noqa: E402
+from store.db import session  # noqa: E402
+from store.tables import Event  # noqa: E402
+
+
+def stage_times(cfg: config.Config, gen_id: int) -> dict[str, float]:
+    """Seconds between the job's stage events, read back from the store."""
+    with session(cfg.db_url) as s:
+        rows = s.exec(select(Event).where(Event.gen_id == gen_id, Event.kind.in_(["stage", "done"])).order_by(Event.id)).all()
+    marks = [(json.loads(r.data).get("stage", "done"), r.ts) for r in rows]
+    out: dict[str, float] = {}
+    for (name, t0), (_, t1) in zip(marks, marks[1:]):
+        out[name] = out.get(name, 0.0) + (t1 - t0).total_seconds()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--workspace", type=Path, help="reuse this workspace (its G0 is kept between runs)")
+    args = ap.parse_args()
+    folder = args.workspace or Path(tempfile.mkdtemp(prefix="ladder-bench-"))
+    cfg = workspace.create(folder)
+    t = time.perf_counter()
+    made = workspace.init(cfg)["created"]
+    init_s = time.perf_counter() - t
+
+    for f in (ROOT / "loop" / "assets" / "demo_inbox").glob("*.jsonl"):
+        shutil.copyfile(f, cfg.inbox_dir / f"{datetime.now():%H%M%S%f}-{f.name}")
+    t = time.perf_counter()
+    report = ingest.ingest(cfg)
+    ingest_s = time.perf_counter() - t
+
+    t = time.perf_counter()
+    gen_id, job_dir = jobs.prepare(cfg, args.steps)
+    dataset_s = time.perf_counter() - t
+    t = time.perf_counter()
+    jobs.spawn(cfg, gen_id, job_dir)
+    g = jobs.follow(cfg, gen_id, lambda ev: None)
+    job_s = time.perf_counter() - t
+    if g.status in ("failed", "cancelled"):
+        sys.exit(f"G{gen_id} {g.status}: {g.reason} (see {job_dir}/log.txt)")
+    manifest = json.loads((artifacts.gen_dir(cfg, gen_id) / "manifest.json").read_text())
+    train = manifest["train"]
+    stages = stage_times(cfg, gen_id)
+    load_merge_save_s = train["walltime_s"] - train["train_s"]
+
+    from bench.minimal_loop import minimal_loop  # noqa: PLC0415 - imports torch
+
+    settings = dict(cfg.data["train"]) | {"steps": args.steps}
+    base = minimal_loop(artifacts.weights_dir(cfg, 0), job_dir / "dataset.jsonl", settings)
+
+    rows = [
+        ("G0 init (once per workspace)", init_s if made else 0.0, "reused" if not made else ""),
+        ("ingest", ingest_s, f"{report['ingested']} records"),
+        ("dataset", dataset_s, f"{manifest['dataset']['new']} new, {manifest['dataset']['replay']} replay, "
+                               f"{manifest['dataset']['holdout']} held out"),
+        ("train loop", train["train_s"], f"{train['train_s'] / train['steps']:.2f} s/step, "
+                                         f"{train['tokens_per_s']:.0f} tokens/s, {train['steps']} steps"),
+        ("load + merge + save", load_merge_save_s, "fp32 folder"),
+        ("export", stages.get("export", 0.0), f"GGUF {cfg.model.export_dtype}"),
+        ("eval", stages.get("eval", 0.0), f"{manifest['metrics']['recall_items']} recall, "
+                                          f"{manifest['metrics']['holdout_items']} held-out, "
+                                          f"{len(cfg.eval.tone_probes)} tone probes"),
+        ("gate + ledger", stages.get("gate", 0.0), g.status),
+        ("total (job)", job_s + dataset_s + ingest_s, "ingest to decision"),
+    ]
+    print(f"workspace: {folder}")
+    print(f"{'stage':<30}{'seconds':>10}  note")
+    for name, secs, note in rows:
+        print(f"{name:<30}{secs:>10.1f}  {note}")
+    product = train["train_s"] / train["steps"]
+    print(f"\nbare PyTorch loop, same model/data/batch/steps: {base['s_per_step']:.2f} s/step, "
+          f"{base['tokens_per_s']:.0f} tokens/s")
+    print(f"trainer overhead: {product / base['s_per_step']:.2f}x the bare loop's time per step")
+    print(f"metrics: {json.dumps(manifest['metrics'])}")
+
+
+if __name__ == "__main__":
+    main()
