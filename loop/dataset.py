@@ -56,6 +56,11 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
                key=lambda r: json.dumps(r, sort_keys=True)))
     p.summary = summarize(p, new_train, replay, [c for c in usable if c.id in holdout])
     p.summary["mix"] = choice.summary()
+    from loop import replay  # noqa: PLC0415 - replay imports this module's helpers lazily
+
+    d = cfg.dataset
+    p.summary["self_replay_planned"] = replay.planned(d.self_replay_share, d.self_replay_max, len(p.train_rows),
+                                                      len(replay.pool(cfg)) if d.self_replay_share > 0 else 0)
     return p
 
 
@@ -85,9 +90,20 @@ def sample_replay(s: Session, lineage: list[int], k: int, seed: int) -> list[Con
 
 
 def curriculum_order(items: list[tuple[Conversation, str]], stages: list[str]) -> list[tuple[Conversation, str]]:
-    """Stages in the config's order (unknown stages last); within a stage, replay then new, oldest first."""
+    """Stages in the config's order (unknown stages last); within a stage, replay spread evenly among the new rows.
+
+    Training is not shuffled, so a block of replay followed by a block of new data would end
+    the run on new data alone: spreading replay through the stage keeps it in every stretch.
+    """
     rank = {name: i for i, name in enumerate(stages)}
-    return sorted(items, key=lambda it: (rank.get(it[0].stage, len(stages)), it[1] != "replay", it[0].id))
+    out: list[tuple[Conversation, str]] = []
+    for stage in sorted({c.stage for c, _ in items}, key=lambda st: (rank.get(st, len(stages)), st)):
+        new = [it for it in items if it[0].stage == stage and it[1] != "replay"]
+        old = [it for it in items if it[0].stage == stage and it[1] == "replay"]
+        spread = [((i + 0.5) / len(new), 0, it) for i, it in enumerate(new)] + \
+                 [((j + 0.5) / len(old), 1, it) for j, it in enumerate(old)]
+        out += [it for _, _, it in sorted(spread, key=lambda t: (t[0], t[1]))]
+    return out
 
 
 def training_row(c: Conversation) -> dict[str, Any]:
@@ -146,10 +162,15 @@ def summarize(p: Plan, new_train: list[Conversation], replay: list[Conversation]
 def write(p: Plan, job_dir: Path) -> str:
     """Write the job's data files; return the SHA-256 of dataset.jsonl (replay included)."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    _jsonl(job_dir / "dataset.jsonl", [{k: v for k, v in r.items() if not k.startswith("_")} for r in p.train_rows])
-    _jsonl(job_dir / "dataset_sources.jsonl", [{"source": r["_source"], "stage": r["_stage"]} for r in p.train_rows])
     _jsonl(job_dir / "holdout.jsonl", p.holdout_items)
     _jsonl(job_dir / "recall.jsonl", p.recall_items)
+    return write_rows(job_dir, p.train_rows)
+
+
+def write_rows(job_dir: Path, rows: list[dict[str, Any]]) -> str:
+    """The training rows in order, and beside them where each came from; return the dataset's SHA-256."""
+    _jsonl(job_dir / "dataset.jsonl", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    _jsonl(job_dir / "dataset_sources.jsonl", [{"source": r["_source"], "stage": r["_stage"]} for r in rows])
     return sha256_file(job_dir / "dataset.jsonl")
 
 

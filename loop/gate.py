@@ -11,7 +11,7 @@ from typing import Any
 class Check:
     name: str
     value: float | None
-    op: str  # ">=", "<", ">="
+    op: str  # ">=" or "<"
     threshold: float
     passed: bool
 
@@ -30,16 +30,27 @@ class Decision:
 
 
 def decide(child: Mapping[str, Any], gates: Any, parent: Mapping[str, Any] | None = None) -> Decision:
-    """Hold a child's metrics to every gate; a failed gate rejects it whatever the others say."""
-    checks = [
-        _at_least("recall", child.get("eval_recall"), gates.recall_min),
-        _at_least("generalization", child.get("eval_generalization"), gates.generalization_min),
-        _below("style_drift", child.get("eval_style_drift"), gates.style_drift_max),
-    ]
+    """Hold a child's metrics to every gate; a failed gate rejects it whatever the others say.
+
+    `parent` may give "recall_same" (the parent's recall on the child's recall items) and
+    "eval_style_drift"; then recall must stay within `gates.recall_margin` of the parent's,
+    and style drift may be as high as the parent's without counting as drift.
+    """
+    recall = child.get("eval_recall")
+    checks = [_at_least("recall", recall, gates.recall_min)]
+    parent = parent or {}
+    if parent.get("recall_same") is not None:
+        floor = round(parent["recall_same"] - gates.recall_margin, 6)
+        checks.append(_at_least("recall_vs_parent", recall, floor))
+    checks.append(_at_least("generalization", child.get("eval_generalization"), gates.generalization_min))
+    style_limit = gates.style_drift_max
+    if parent.get("eval_style_drift") is not None:
+        style_limit = max(style_limit, parent["eval_style_drift"] + 1)
+    checks.append(_below("style_drift", child.get("eval_style_drift"), style_limit))
     failed = [c for c in checks if not c.passed]
     if failed:
         first = failed[0]
-        label = "forgetting" if first.name == "recall" else first.name.replace("_", " ")
+        label = "forgetting" if first.name.startswith("recall") else first.name.replace("_", " ")
         reason = f"rejected for {label}: " + "; ".join(c.describe() for c in failed)
         return Decision(False, "rejected", checks, reason)
     status = "candidate" if gates.require_approval else "promoted"

@@ -15,6 +15,7 @@ from loop import artifacts, gate
 from loop.config import Config
 from loop.dataset import read_jsonl
 from loop.events import EventLog
+from loop.hashing import sha256_file
 from store import ledger
 from store.db import active_gen, session, set_meta
 from store.tables import EvalResult, Generation, now
@@ -59,6 +60,9 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
         if should_stop():
             raise Cancelled()
 
+    if cfg.dataset.self_replay_share > 0:
+        self_replay(cfg, job, parent, events)
+        check()
     set_stage(cfg, gen_id, "train", events, f"G{gen_id}: training from G{parent.id} ({settings['steps']} steps)")
     parent_dir = parent_weights(cfg, parent, events)
     from loop.train import Cancelled as TrainCancelled, train_lora  # noqa: PLC0415
@@ -90,7 +94,52 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     set_stage(cfg, gen_id, "eval", events, f"G{gen_id}: evaluating through llama.cpp")
     metrics, results = evaluate(cfg, target, job_path)
     check()
+    metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for name, r in results if name == "recall"], job_path)
+    check()
     return finish(cfg, gen_id, parent, child_sha, target, metrics, results, result, job, events, time.monotonic() - started)
+
+
+def self_replay(cfg: Config, job: dict[str, Any], parent: Generation, events: EventLog) -> None:
+    """The parent answers general prompts; the good answers join the job's dataset, re-hashed."""
+    from loop import replay  # noqa: PLC0415
+
+    gen_id, job_path = job["gen"], Path(job["job_dir"])
+    set_stage(cfg, gen_id, "replay", events, f"G{gen_id}: G{parent.id} answers general prompts for self-replay")
+    counts = replay.run(cfg, Path(parent.gguf_path), job_path, gen_id)
+    job["summary"].update(counts)
+    job["dataset_sha"] = sha256_file(job_path / "dataset.jsonl")
+    with session(cfg.db_url) as s:
+        g = s.get(Generation, gen_id)
+        g.dataset_sha, g.n_replay = job["dataset_sha"], g.n_replay + counts["self_replay"]
+        s.add(g)
+    events.emit("info", f"G{gen_id}: {counts['self_replay']} self-replay examples from G{parent.id} "
+                        f"({counts['self_replay_dropped']} of {counts['self_replay_asked']} answers dropped)", **counts)
+
+
+def parent_recall(cfg: Config, parent: Generation, child_results: list[dict[str, Any]], job_path: Path) -> float | None:
+    """The parent's recall on exactly the child's recall items: stored answers first, the parent's GGUF for the rest."""
+    if not child_results:
+        return None
+    from sqlmodel import col, select  # noqa: PLC0415
+
+    keys = [r["item_key"] for r in child_results]
+    with session(cfg.db_url) as s:
+        rows = s.exec(select(EvalResult).where(EvalResult.gen_id == parent.id, col(EvalResult.item_key).in_(keys),
+                                               col(EvalResult.eval).in_(["probe", "recall", "generalization"]))
+                      .order_by(EvalResult.id)).all()
+    known = {r.item_key: r.passed for r in rows}
+    missing = [it for it in read_jsonl(job_path / "recall.jsonl") if it["key"] not in known]
+    if missing:
+        from loop import evals  # noqa: PLC0415
+        from loop.llm import Runner  # noqa: PLC0415
+
+        e = cfg.eval
+        with Runner(Path(parent.gguf_path), threads=e.threads, context=e.context, seed=0) as runner:
+            rp, _ = evals.run_probes(runner, [m for m in missing if m["type"] == "probe"], e.max_tokens)
+            rr, _ = evals.run_reference(runner, [m for m in missing if m["type"] == "reference"], e.max_tokens,
+                                        e.match_threshold)
+        known |= {r["item_key"]: r["passed"] for r in rp + rr}
+    return round(sum(bool(known[k]) for k in keys) / len(keys), 4)
 
 
 def evaluate(cfg: Config, gguf: Path, job_path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
@@ -144,7 +193,8 @@ def finish(cfg: Config, gen_id: int, parent: Generation, child_sha: str, gguf: P
            results: list[tuple[str, dict[str, Any]]], train: dict[str, Any], job: dict[str, Any], events: EventLog,
            walltime_s: float) -> dict[str, Any]:
     set_stage(cfg, gen_id, "gate", events, f"G{gen_id}: holding the evals to the gates")
-    decision = gate.decide(metrics, cfg.gates)
+    decision = gate.decide(metrics, cfg.gates, {"recall_same": metrics.get("parent_recall_same"),
+                                                "eval_style_drift": parent.eval_style_drift})
     folder = artifacts.gen_dir(cfg, gen_id)
     artifacts.write_manifest(folder, cfg.data, gen=gen_id, parent=parent.id, parent_sha=parent.child_sha,
                              child_sha=child_sha, dataset_sha=job["dataset_sha"], data_delta_sha=job["data_delta_sha"],

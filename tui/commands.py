@@ -189,7 +189,8 @@ def dataset(args: Namespace) -> dict[str, Any]:
               "replay": plan.summary["replay"], "holdout": plan.summary["holdout"],
               "skipped_low_quality": plan.skipped_low_quality, "curriculum": list(cfg.dataset.curriculum),
               "by_source": _pair(m["rows_by_source"], m["deferred_by_source"]),
-              "by_domain": _pair(m["rows_by_domain"], m["deferred_by_domain"]), "by_stage": stages}
+              "by_domain": _pair(m["rows_by_domain"], m["deferred_by_domain"]), "by_stage": stages,
+              "self_replay_planned": plan.summary["self_replay_planned"]}
     emit(args, f"next generation (parent {'G' + str(parent) if parent is not None else 'none yet'}): "
                f"{m['rows']} new row(s) from {m['records']} record(s), {m['deferred']} deferred to a later "
                f"generation, {result['replay']} replay, {result['holdout']} held out, "
@@ -201,6 +202,8 @@ def dataset(args: Namespace) -> dict[str, Any]:
     emit(args, f"  {'by stage (in order)':<22} {'new':>6} {'replay':>9}")
     for name, n in stages.items():
         emit(args, f"    {name:<20} {n['new']:>6} {n['replay']:>9}")
+    emit(args, f"  self-replay: up to {result['self_replay_planned']} answer(s) from the parent to general prompts, "
+               f"asked when training starts (dataset.self_replay_share = {cfg.dataset.self_replay_share})")
     if args.out:
         result["dataset_sha"] = builder.write(plan, args.out.absolute())
         emit(args, f"wrote the dataset files to {args.out}")

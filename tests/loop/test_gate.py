@@ -4,7 +4,8 @@ from types import SimpleNamespace
 
 from loop.gate import decide, stop_rule
 
-GATES = SimpleNamespace(recall_min=0.9, generalization_min=0.85, style_drift_max=2, require_approval=False)
+GATES = SimpleNamespace(recall_min=0.9, recall_margin=0.05, generalization_min=0.85, style_drift_max=2,
+                        require_approval=False)
 RULE = SimpleNamespace(generations=2, epsilon=0.05, theta=0.1)
 
 
@@ -53,3 +54,16 @@ def test_stop_rule_stays_quiet_while_learning_or_too_early():
     assert stop_rule(learning[:2], RULE) is None
     no_drift = [{"eval_generalization": 0.5, "eval_style_drift": 1}] * 3
     assert stop_rule(no_drift, RULE) is None
+
+
+def test_recall_below_the_parent_by_more_than_the_margin_is_forgetting():
+    d = decide(metrics(recall=0.92), GATES, {"recall_same": 1.0, "eval_style_drift": 1})
+    assert not d.passed and d.reason.startswith("rejected for forgetting")
+    assert "recall_vs_parent 0.92 (needs >= 0.95)" in d.reason
+    assert decide(metrics(recall=0.96), GATES, {"recall_same": 1.0}).passed
+
+
+def test_a_child_no_more_corporate_than_its_parent_has_not_drifted():
+    assert decide(metrics(style=5), GATES, {"eval_style_drift": 5}).passed
+    d = decide(metrics(style=6), GATES, {"eval_style_drift": 5})
+    assert not d.passed and "style_drift 6 (needs < 6)" in d.reason

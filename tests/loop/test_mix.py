@@ -132,7 +132,9 @@ def test_the_plan_takes_the_mix_defers_the_rest_and_keeps_replay_holdout_and_cur
     assert len(deferred) == m["deferred"] and not deferred & set(plan.new_train_ids)
     stages = [r["_stage"] for r in plan.train_rows]
     assert stages == sorted(stages, key=["manual", "conversations"].index)  # manual first, never shuffled in
-    assert [r["_source"] for r in plan.train_rows if r["_stage"] == "conversations"][:5] == ["replay"] * 5
+    sources = [r["_source"] for r in plan.train_rows if r["_stage"] == "conversations"]
+    at = [i for i, src in enumerate(sources) if src == "replay"]
+    assert len(at) == 5 and at[0] < len(sources) / 5 and at[-1] > len(sources) * 3 / 5  # spread, not one block
 
 
 def test_ladder_dataset_dry_run_shows_the_mix_per_source_domain_and_stage(tmp_path, capsys):
