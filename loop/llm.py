@@ -1,0 +1,136 @@
+"""A thin, greedy, deterministic runner over one GGUF file in llama.cpp."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from loop.errors import OperationFailed, UserError
+
+Message = dict[str, str]
+GGUF_MAGIC = b"GGUF"
+
+
+def raw_prompt(messages: list[Message]) -> str:
+    """The raw-prompt runtime's text for a conversation: no template, no system scaffolding.
+
+    The message contents joined by a blank line, so a single user message is
+    sent exactly as typed (the seed's ``prompt = user_input``).
+    """
+    return "\n\n".join(m["content"] for m in messages)
+
+
+class Runner:
+    """One loaded GGUF; every call decodes greedily from an empty KV cache.
+
+    Greedy means temperature 0 (llama.cpp then takes the most likely token at
+    each step) with no repeat penalty and a fixed seed; the KV cache is cleared before each call so an answer does not
+    depend on what was asked before it. Same GGUF + same input -> same text.
+    llama.cpp is imported here, not at module import, so the UI can import loop.
+    """
+
+    def __init__(self, gguf_path: str | Path, threads: int = 2, context: int = 2048, seed: int = 0):
+        self.path = Path(gguf_path)
+        self.seed = seed
+        self._llm: Any = None
+        _check_gguf(self.path)
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:  # pragma: no cover - packaging problem
+            raise OperationFailed(f"llama-cpp-python is not installed: {exc}") from exc
+        try:
+            self._llm = Llama(
+                model_path=str(self.path), n_ctx=context, n_threads=threads,
+                n_threads_batch=threads, seed=seed, verbose=False,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise UserError(f"cannot load GGUF {self.path}: llama.cpp rejected it "
+                            "(corrupt, truncated or an unsupported architecture)") from exc
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Free the model; safe to call twice."""
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+    @property
+    def chat_format(self) -> str | None:
+        """The chat format llama.cpp chose from the GGUF's metadata (e.g. "chatml")."""
+        return self._ready().chat_format
+
+    def chat(self, messages: list[Message], max_tokens: int, raw: bool = False) -> str:
+        """The assistant's reply to a conversation, through the GGUF's chat template.
+
+        With ``raw=True`` the conversation is sent as ``raw_prompt(messages)`` instead.
+        """
+        if raw:
+            return self.complete(raw_prompt(messages), max_tokens)
+        out = self._call("create_chat_completion", messages=messages, max_tokens=max_tokens)
+        return out["choices"][0]["message"]["content"] or ""
+
+    def complete(self, prompt: str, max_tokens: int) -> str:
+        """The continuation of a raw prompt (no chat template)."""
+        out = self._call("create_completion", prompt=prompt, max_tokens=max_tokens)
+        return out["choices"][0]["text"]
+
+    def stream_chat(self, messages: list[Message], max_tokens: int, raw: bool = False) -> Iterator[str]:
+        """Yield the reply in pieces as they are decoded; the pieces join to ``chat``'s text."""
+        if raw:
+            chunks = self._call("create_completion", prompt=raw_prompt(messages),
+                                max_tokens=max_tokens, stream=True)
+            for chunk in _guard(chunks):
+                if chunk["choices"][0]["text"]:
+                    yield chunk["choices"][0]["text"]
+            return
+        chunks = self._call("create_chat_completion", messages=messages,
+                            max_tokens=max_tokens, stream=True)
+        for chunk in _guard(chunks):
+            piece = chunk["choices"][0]["delta"].get("content")
+            if piece:
+                yield piece
+
+    def _ready(self) -> Any:
+        if self._llm is None:
+            raise OperationFailed(f"model {self.path.name} is closed")
+        return self._llm
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        llm = self._ready()
+        llm.reset()
+        # top_k/top_p/min_p stay at llama-cpp-python's defaults: at temperature 0 they cannot
+        # change the argmax, and top_p=1 with min_p=0 made each call ~8x slower here.
+        try:
+            return getattr(llm, method)(
+                temperature=0.0, repeat_penalty=1.0, seed=self.seed, **kwargs,
+            )
+        except ValueError as exc:  # e.g. the prompt does not fit the context window
+            raise OperationFailed(_one_line(exc)) from exc
+
+
+def _guard(chunks: Iterator[Any]) -> Iterator[Any]:
+    """Turn llama.cpp's ValueError during streaming into OperationFailed."""
+    try:
+        yield from chunks
+    except ValueError as exc:
+        raise OperationFailed(_one_line(exc)) from exc
+
+
+def _check_gguf(path: Path) -> None:
+    """Fail with a one-line UserError before llama.cpp sees a missing or non-GGUF file."""
+    if not path.is_file():
+        raise UserError(f"GGUF file not found: {path}")
+    with path.open("rb") as handle:
+        if handle.read(4) != GGUF_MAGIC:
+            raise UserError(f"not a GGUF file: {path}")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
