@@ -30,6 +30,7 @@ recall_items = 8
 generalization_items = 4
 [dataset]
 replay_examples = 4
+self_replay_max = 4
 """
 
 
@@ -95,6 +96,10 @@ def test_ingest_train_ledger_approve_rollback(ws):
     manifest = json.loads((gen_dir / "manifest.json").read_text())
     assert manifest["files"]["job/dataset.jsonl"] == sha256_file(gen_dir / "job" / "dataset.jsonl")
     assert manifest["data_delta_sha"] == row["data_delta_sha"] and manifest["child_sha"] == row["child_sha"]
+    # self-replay: the parent's own answers went into the dataset, spread through it, and are counted
+    sources = [json.loads(line)["source"] for line in (gen_dir / "job" / "dataset_sources.jsonl").open()]
+    assert 0 < sources.count("self_replay") == manifest["dataset"]["self_replay"] <= 4
+    assert sources.index("self_replay") < len(sources) - sources.count("self_replay")  # not a block at the end
 
     approved = as_json(ladder(ws, "approve", "1", "--json"))
     assert approved["active_gen"] == 1 and approved["active_sha"] == result["child_sha"]
