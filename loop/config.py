@@ -26,7 +26,7 @@ POSITIVE = {
     ("karma", "threshold"), ("train", "steps"), ("train", "learning_rate"), ("train", "batch_size"),
     ("train", "grad_accum"), ("train", "max_length"), ("train", "lora_r"), ("train", "lora_alpha"),
     ("eval", "threads"), ("eval", "context"), ("eval", "max_tokens"), ("stop_rule", "generations"),
-    ("model", "keep_full_weights"),
+    ("model", "keep_full_weights"), ("train", "dpo_steps"), ("train", "dpo_beta"), ("train", "dpo_learning_rate"),
 }
 RATIOS = {("dataset", "holdout_ratio"), ("eval", "match_threshold")}
 

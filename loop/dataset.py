@@ -27,6 +27,7 @@ class Plan:
     recall_items: list[dict[str, Any]] = field(default_factory=list)
     new_train_ids: list[int] = field(default_factory=list)
     holdout_ids: list[int] = field(default_factory=list)
+    dpo_pairs: list[dict[str, Any]] = field(default_factory=list)  # the new training corrections, for DPO
     skipped_low_quality: int = 0
     data_delta_sha: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
@@ -56,6 +57,8 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
                key=lambda r: json.dumps(r, sort_keys=True)))
     p.summary = summarize(p, new_train, replay, [c for c in usable if c.id in holdout])
     p.summary["mix"] = choice.summary()
+    p.dpo_pairs = [dpo_pair(c) for c in new_train if c.kind == "correction" and c.rejected]
+    p.summary["dpo_pairs"] = len(p.dpo_pairs)
     from loop import replay  # noqa: PLC0415 - replay imports this module's helpers lazily
 
     d = cfg.dataset
@@ -122,6 +125,14 @@ def _flatten(m: dict[str, Any]) -> dict[str, str]:
     return {"role": m["role"], "content": content}
 
 
+def dpo_pair(c: Conversation) -> dict[str, Any]:
+    """A correction in DPOTrainer's conversational preference format: the turns before the answer, both answers."""
+    messages = [_flatten(m) for m in json.loads(c.messages)]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return {"prompt": messages[:last], "chosen": [messages[last]],
+            "rejected": [{"role": "assistant", "content": c.rejected}]}
+
+
 def holdout_item(c: Conversation) -> dict[str, Any]:
     messages = [_flatten(m) for m in json.loads(c.messages)]
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
@@ -164,6 +175,7 @@ def write(p: Plan, job_dir: Path) -> str:
     job_dir.mkdir(parents=True, exist_ok=True)
     _jsonl(job_dir / "holdout.jsonl", p.holdout_items)
     _jsonl(job_dir / "recall.jsonl", p.recall_items)
+    _jsonl(job_dir / "dpo.jsonl", p.dpo_pairs)
     return write_rows(job_dir, p.train_rows)
 
 

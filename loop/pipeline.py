@@ -7,6 +7,8 @@ from a self-contained job folder (see loop.job), so a crash cannot take a UI dow
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,9 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     except TrainCancelled:
         raise Cancelled() from None
     check()
+    if cfg.train.dpo and (job_path / "dpo.jsonl").is_file() and read_jsonl(job_path / "dpo.jsonl"):
+        result["dpo"] = dpo_stage(cfg, gen_id, job_path, settings, events, should_stop)
+        check()
     with session(cfg.db_url) as s:
         g = s.get(Generation, gen_id)
         g.weights_path = str(artifacts.weights_dir(cfg, gen_id))
@@ -97,6 +102,36 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for name, r in results if name == "recall"], job_path)
     check()
     return finish(cfg, gen_id, parent, child_sha, target, metrics, results, result, job, events, time.monotonic() - started)
+
+
+def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any], events: EventLog,
+              should_stop) -> dict[str, Any]:
+    """DPO on the job's corrections, from the SFT folder into a sibling that then takes the SFT folder's place."""
+    from loop.dpo import Cancelled as DPOCancelled, train_dpo  # noqa: PLC0415
+
+    weights = artifacts.weights_dir(cfg, gen_id)
+    dpo_dir, sft_dir = weights.with_name(weights.name + ".dpo"), weights.with_name(weights.name + ".sft")
+    for leftover in (dpo_dir, sft_dir):  # from a run that died here
+        shutil.rmtree(leftover, ignore_errors=True)
+    set_stage(cfg, gen_id, "dpo", events, f"G{gen_id}: DPO on corrections ({settings['dpo_steps']} steps)")
+
+    def progress(e: dict[str, Any]) -> None:
+        events.emit("progress", "", stage="dpo", **e)
+
+    try:
+        result = train_dpo(weights, job_path / "dpo.jsonl", dpo_dir, settings, on_progress=progress,
+                           should_stop=should_stop)
+    except DPOCancelled:
+        raise Cancelled() from None
+    # Both folders are complete; two renames swap them, and the second failing puts the SFT folder back.
+    os.replace(weights, sft_dir)
+    try:
+        os.replace(dpo_dir, weights)
+    except BaseException:
+        os.replace(sft_dir, weights)
+        raise
+    shutil.rmtree(sft_dir, ignore_errors=True)
+    return result
 
 
 def self_replay(cfg: Config, job: dict[str, Any], parent: Generation, events: EventLog) -> None:
