@@ -1,0 +1,99 @@
+"""What the screens show: text as text, keys as configured, a long ladder paged, and the help and palette."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlmodel import select
+
+from loop.config import load
+from store.db import session
+from store.tables import Generation
+from tuikit import MARKUP, SIZE, make_app, ready, screen_text, select_gen, store, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_text_from_conversations_and_files_is_shown_literally(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select_gen(pilot, 4)
+        await wait_for(pilot, lambda: "sources inbox/processed/[red]x[/red].jsonl" in screen_text(app))
+        await pilot.press("4")
+        await wait_for(pilot, lambda: "Quarantined" in screen_text(app) and "[bold]not bold" in screen_text(app))
+        shown = screen_text(app)
+        assert "inbox/[bold]not bold[/bold] [link=https://examp" in shown
+        assert "broken.json  not a recognised format" in shown
+        assert "\x1b" not in shown
+        await select_gen(pilot, 3)  # no confidence evals recorded for G3: the tab explains why it is empty
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "No confidence evals for G3 yet" in screen_text(app))
+        await wait_for(pilot, lambda: "chaos scenario 0" in screen_text(app) and "not asked yet" in screen_text(app))
+
+
+def test_control_characters_are_made_visible():
+    from tui.widgets.text import clean, one_line, text
+
+    assert clean(MARKUP).count("\\x1b") == 2 and "\x1b" not in clean(MARKUP)
+    assert clean("right\u202eleft") == "right\\u202eleft"
+    assert text("[bold]x[/bold]").plain == "[bold]x[/bold]" and not text("[bold]x[/bold]").spans
+    assert one_line("a\nb", 10).plain == "a ⏎ b"
+
+
+async def test_keys_are_remapped_from_the_config(ws):
+    text = ws.path.read_text(encoding="utf-8")
+    ws.path.write_text(text.replace('approve = "a"', 'approve = "y"').replace('rollback = "b"', 'rollback = "ctrl+z"'),
+                       encoding="utf-8")
+    app = make_app(load(ws.path))
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select_gen(pilot, 5)
+        await pilot.press("a")
+        await pilot.pause(0.3)
+        assert store(ws)[1] == 4, "the old key does nothing"
+        await pilot.press("y")
+        await wait_for(pilot, lambda: store(ws)[1] == 5)
+        await pilot.press("ctrl+z")
+        await wait_for(pilot, lambda: store(ws)[1] == 4)
+        await wait_for(pilot, lambda: re.search(r"y Approve .* \^z Roll back", screen_text(app)))
+
+
+async def test_help_lists_every_key_and_the_palette_finds_them(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        names = [c.title for c in app.get_system_commands(app.screen)]
+        for label in ("Approve (a)", "Reject (r)", "Roll back (b)", "Train now (t)", "Re-run evals (e)", "Chat (c)",
+                      "Help (?)", "Quit (q)"):
+            assert label in names
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: "Undo rollback" in screen_text(app))
+        shown = screen_text(app)
+        app.screen.query_one("#help-box").scroll_end(animate=False)
+        await pilot.pause(0.2)
+        shown += screen_text(app)
+        for line in ("Roll back", "Undo rollback", "Good answer", "Bad answer", "Correct it", "Save correction",
+                     "[keys] table of config.toml"):
+            assert line in shown
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.main)
+
+
+async def test_a_long_ladder_is_paged_down_to_g0(ws):
+    with session(ws.db_url) as s:
+        for gid in range(6, 250):
+            s.add(Generation(id=gid, parent_id=gid - 1, status="rejected", stage="done", reason=f"filler {gid}"))
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        rows = app.main.ladder.rows
+        assert len(rows) == 100 and rows[0].id == 249 and app.main.ladder.total == 250
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        await wait_for(pilot, lambda: app.main.ladder.offset == 200)
+        assert app.main.ladder.rows[-1].id == 0
+        await pilot.press("left_square_bracket")
+        await wait_for(pilot, lambda: app.main.ladder.offset == 100)
+        with session(ws.db_url) as s:
+            assert len(s.exec(select(Generation)).all()) == 250

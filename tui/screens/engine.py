@@ -1,0 +1,154 @@
+"""What the app asks the engine to do. Each function runs in a worker thread and imports the engine lazily;
+each returns a dict with a one-line "message" for the user, or raises UserError / OperationFailed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from loop.config import Config
+from loop.errors import OperationFailed, UserError
+
+
+def approve(cfg: Config, gen_id: int) -> dict[str, Any]:
+    from loop import promotion  # noqa: PLC0415
+
+    return promotion.approve(cfg, gen_id)
+
+
+def reject(cfg: Config, gen_id: int) -> dict[str, Any]:
+    from loop import promotion  # noqa: PLC0415
+
+    return promotion.reject(cfg, gen_id)
+
+
+def rollback(cfg: Config) -> dict[str, Any]:
+    """Make the active generation's parent active; the result says where from, for the undo."""
+    from loop import promotion  # noqa: PLC0415
+    from store.db import get_meta, session  # noqa: PLC0415
+
+    result = promotion.rollback(cfg)
+    with session(cfg.db_url) as s:
+        moved = get_meta(s, "last_rollback") or {}  # written in the rollback's own transaction
+    return result | {"from": moved.get("from"), "to": moved.get("to", result["active_gen"])}
+
+
+def undo_rollback(cfg: Config, from_gen: int, to_gen: int) -> dict[str, Any]:
+    """Put back the generation a rollback moved away from, if nothing else moved the pointer since."""
+    from loop import promotion  # noqa: PLC0415
+    from store.db import active_gen, session  # noqa: PLC0415
+
+    with session(cfg.db_url) as s:
+        now = active_gen(s)
+    if now != to_gen:
+        raise UserError(f"G{now} is active now, not G{to_gen}: the rollback was already changed, nothing to undo")
+    result = promotion.approve(cfg, from_gen)
+    return result | {"message": f"undone: G{from_gen} is active again (was rolled back to G{to_gen})"}
+
+
+def train(cfg: Config) -> dict[str, Any]:
+    from loop import jobs  # noqa: PLC0415
+
+    gen_id, pid = jobs.start(cfg)
+    return {"gen": gen_id, "pid": pid, "message": f"G{gen_id}: training started (pid {pid})"}
+
+
+def evaluate(cfg: Config, gen_id: int) -> dict[str, Any]:
+    """Ask the engine to run a generation's evals again, in a job like training."""
+    from loop import jobs  # noqa: PLC0415
+
+    start = getattr(jobs, "start_eval", None)
+    if start is None:
+        raise UserError("this engine cannot re-run evals on their own yet; train a new generation to evaluate")
+    started = start(cfg, gen_id)
+    pid = started[1] if isinstance(started, tuple) else started
+    return {"gen": gen_id, "pid": pid, "message": f"G{gen_id}: evals started again (pid {pid})"}
+
+
+def cancel(cfg: Config) -> dict[str, Any]:
+    from loop import jobs  # noqa: PLC0415
+
+    job = jobs.cancel(cfg)
+    if job is None:
+        raise UserError("no generation is training")
+    return {"gen": job.id, "message": f"asked G{job.id} to stop; the active generation stays as it is"}
+
+
+def ingest(cfg: Config, paths: list[Path] | None = None) -> dict[str, Any]:
+    from loop import ingest as inbox  # noqa: PLC0415
+
+    r = inbox.ingest(cfg, paths)
+    message = (f"ingested {r['ingested']} record(s), {r['duplicates']} duplicate(s), {r['bad_records']} bad; "
+               f"karma {r['karma']:.1f}/{r['karma_threshold']:.1f}")
+    return r | {"message": message}
+
+
+def feedback(cfg: Config, kind: str, exchange: dict[str, Any], better: str | None = None) -> dict[str, Any]:
+    """Write a marked exchange into the inbox and ingest it at once, so its karma counts now."""
+    from loop import feedback as fb  # noqa: PLC0415
+
+    inbox, gen, raw = cfg.inbox_dir, exchange.get("gen_id"), bool(exchange.get("raw"))
+    if kind == "good":
+        path = fb.good(inbox, exchange["messages"], gen, raw)
+    else:
+        path = fb.correction(inbox, exchange["prompt"], better or "", exchange["answer"], gen, raw, label=kind)
+    what = "a conversation" if kind == "good" else "a correction (chosen / rejected)"
+    try:
+        result = ingest(cfg, [path])
+    except (UserError, OperationFailed, OSError, ImportError) as e:
+        # The file is safe in the inbox; the watcher or the ingest key picks it up later.
+        return {"kind": kind, "path": str(path), "index": exchange.get("index"), "karma": None,
+                "message": f"saved as {what} in the inbox ({path.name}); not ingested yet: {e}"}
+    message = f"saved as {what} in the inbox; karma {result['karma']:.1f}/{result['karma_threshold']:.1f}"
+    return {"kind": kind, "path": str(path), "index": exchange.get("index"), "karma": result["karma"],
+            "message": message}
+
+
+def describe(error: BaseException | None) -> str:
+    """A worker's failure in one line: the engine's own words for the errors a user can act on."""
+    if isinstance(error, (UserError, OperationFailed)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
+def default_runner(gguf_path: Path, threads: int, context: int, seed: int) -> Any:
+    from loop.llm import Runner  # noqa: PLC0415 - llama.cpp loads in the chat worker, on first use
+
+    return Runner(gguf_path, threads=threads, context=context, seed=seed)
+
+
+class ChatModel:
+    """The GGUF the chat talks to, loaded on first use and kept until another generation is asked.
+
+    Used from chat worker threads, one answer at a time; llama.cpp is imported by the factory, never here.
+    """
+
+    def __init__(self, factory: Callable[..., Any], threads: int, context: int) -> None:
+        self.factory, self.threads, self.context = factory, threads, context
+        self._runner: Any = None
+        self._path: Path | None = None
+        self._lock = threading.Lock()
+
+    def stream(self, path: Path, messages: list[dict[str, str]], max_tokens: int, raw: bool,
+               on_load: Callable[[], Any]) -> Iterator[str]:
+        with self._lock:
+            if self._path != path:
+                self._close()
+                on_load()
+                self._runner = self.factory(path, threads=self.threads, context=self.context, seed=0)
+                self._path = path
+            yield from self._runner.stream_chat(messages, max_tokens, raw=raw)
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._lock.acquire(timeout=timeout):
+            try:
+                self._close()
+            finally:
+                self._lock.release()
+
+    def _close(self) -> None:
+        runner, self._runner, self._path = self._runner, None, None
+        if runner is not None:
+            runner.close()

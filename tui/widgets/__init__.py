@@ -1,0 +1,1 @@
+"""The widgets of the Ladder app: each shows one view of the store and posts messages up."""

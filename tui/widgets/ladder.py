@@ -1,0 +1,163 @@
+"""The ladder: one row per generation, newest on top and G0 at the bottom, and the selected one's detail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.console import Group
+from rich.text import Text
+from textual.containers import VerticalScroll
+from textual.reactive import reactive
+from textual.widgets import DataTable, Static
+
+from tui.messages import GenerationSelected
+from tui.screens.model import Detail, GenRow, Ladder
+from tui.widgets.text import age, num, one_line, text
+
+# How each status looks: the rung glyph and the style of the row.
+LOOK = {
+    "active": ("▶", "bold green"),
+    "promoted": ("│", "green"),
+    "candidate": ("◆", "bold yellow"),
+    "rejected": ("✗", "red"),
+    "rolled_back": ("↶", "magenta"),
+    "training": ("…", "cyan"),
+    "failed": ("!", "red dim"),
+    "cancelled": ("·", "dim"),
+}
+COLUMNS = ("", "gen", "status", "age", "steps", "loss start → end", "recall", "generalization", "drift", "parent",
+           "reason")
+
+
+def status_of(g: GenRow, active_id: int | None) -> str:
+    return "active" if g.id == active_id else g.status
+
+
+def cells(g: GenRow, active_id: int | None, now: datetime) -> tuple[Text, ...]:
+    status = status_of(g, active_id)
+    glyph, style = LOOK.get(status, ("?", ""))
+    loss = f"{num(g.loss_start)} → {num(g.loss_end)}" if g.loss_start is not None else "–"
+    shown = status.upper() if status == "active" else status.replace("_", " ")
+    if status == "training":
+        shown = f"training: {g.stage}"
+    if g.override:
+        shown += " (override)"
+    return (
+        Text(glyph, style=style), Text(f"G{g.id}", style=style), Text(shown, style=style),
+        Text(age(g.created_at, now)), Text(str(g.steps)), Text(loss), Text(num(g.recall)),
+        Text(num(g.generalization)), Text(num(g.style_drift)),
+        Text("–" if g.parent_id is None else f"G{g.parent_id}"), one_line(g.reason, 48, "dim"),
+    )
+
+
+class LadderTable(DataTable):
+    """The generations as a ladder; moving the cursor selects one (GenerationSelected goes up)."""
+
+    ladder: reactive[Ladder | None] = reactive(None, always_update=True)
+    now: reactive[datetime | None] = reactive(None)
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        self._shown: tuple = ()
+        self._placed_cursor = False
+
+    def on_mount(self) -> None:
+        self.add_columns(*COLUMNS)
+
+    @property
+    def selected(self) -> int | None:
+        if not self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        return int(key.value) if key.value is not None else None
+
+    def watch_ladder(self) -> None:
+        self._rebuild()
+
+    def watch_now(self) -> None:
+        self._rebuild()
+
+    def _rebuild(self) -> None:
+        ladder, now = self.ladder, self.now
+        if ladder is None or now is None:
+            return
+        rows = tuple((g.id, cells(g, ladder.active_id, now)) for g in ladder.rows)
+        shown = tuple((i, tuple(c.plain for c in cs), tuple(c.style for c in cs)) for i, cs in rows)
+        if shown == self._shown:
+            return
+        keep = self.selected
+        self._shown = shown
+        self.clear()
+        for gen_id, cs in rows:
+            self.add_row(*cs, key=str(gen_id))
+        target = keep if keep is not None and self._placed_cursor else ladder.active_id
+        ids = [i for i, _ in rows]
+        if target in ids:
+            self.move_cursor(row=ids.index(target), scroll=True)
+            self._placed_cursor = True
+        elif ids:
+            self._placed_cursor = True
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        if event.row_key.value is not None:
+            self.post_message(GenerationSelected(int(event.row_key.value)))
+
+
+class GenerationDetail(VerticalScroll):
+    """Hashes, data delta, config used, gate decisions with their thresholds, and the stop-rule state."""
+
+    detail: reactive[Detail | None] = reactive(None)
+
+    def compose(self):
+        yield Static(Text("Select a generation on the ladder to see its detail.", style="dim"), id="detail-body")
+
+
+    def watch_detail(self, d: Detail | None) -> None:
+        for body in self.query("#detail-body") if d is not None else ():
+            body.update(render_detail(d))
+
+
+def _row(label: str, *parts: Text | str | tuple[str, str]) -> Text:
+    return Text.assemble((f"{label:<8}", "dim"), *parts)
+
+
+def render_detail(d: Detail) -> Group:
+    g = d.gen
+    status = "active" if d.active else g.status
+    glyph, style = LOOK.get(status, ("?", ""))
+    head = Text.assemble((f"{glyph} G{g.id}  ", f"bold {style}"), (status.upper().replace("_", " "), f"bold {style}"),
+                         ("  from " + ("the base model" if g.parent_id is None else f"G{g.parent_id}") + "  ", "dim"),
+                         text(g.reason))
+    lines: list[Text] = [head]
+    for label, value in (("parent", d.parent_sha), ("child", d.child_sha), ("data Δ", d.data_delta_sha),
+                         ("dataset", d.dataset_sha)):
+        lines.append(_row(label, text(value or "–")))
+    data = _row("data", f"new {d.n_new} · replay {d.n_replay} · held out {d.n_holdout}")
+    if d.domains:
+        data.append("   domains ", style="dim")
+        data.append_text(text(" · ".join(f"{k} {n}" for k, n in d.domains)))
+    lines.append(data)
+    if d.sources:
+        sources = Text(" · ").join(Text.assemble(text(f), (f" {sp} {n}", "dim")) for f, sp, n in d.sources)
+        lines.append(_row("sources", sources))
+    walltime = "–" if d.walltime_min is None else f"{d.walltime_min:.1f} min"
+    lines.append(_row("train", f"steps {g.steps} · lr {d.lr:g} · {walltime} · loss {num(g.loss_start)} → "
+                               f"{num(g.loss_end)}"))
+    if d.settings:
+        lines.append(_row("config", text(" · ".join(f"{k} {v}" for k, v in d.settings), "dim")))
+    gates = Text()
+    for c in d.gates:
+        mark, mstyle = ("✓ ", "green") if c.passed else ("✗ ", "bold red")
+        value = "missing" if c.value is None else f"{c.value:.3g}"
+        op = {">=": "≥", "<=": "≤"}.get(c.op, c.op)
+        gates.append_text(Text.assemble((mark, mstyle), text(c.name.replace("_", " ")), f" {value} ",
+                                        (f"{op} {c.threshold:.3g}", "dim"), "    "))
+    lines.append(_row("gates", gates if d.gates else Text("no gate decision (the base model, or not evaluated yet)",
+                                                          style="dim")))
+    if d.stopped:
+        lines.append(_row("stop", Text("STOPPED ", style="bold red"), text(d.stopped)))
+    else:
+        lines.append(_row("stop", Text("not triggered: training goes on when karma reaches the threshold",
+                                       style="dim")))
+    return Group(*lines)
