@@ -29,6 +29,8 @@ def main(job_dir: str) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
+    if job.get("mode") == "eval":
+        return _reevaluate(cfg, job, events)
     with session(cfg.db_url) as s:
         g = s.get(Generation, gen_id)
         g.job_pid = os.getpid()
@@ -54,6 +56,21 @@ def main(job_dir: str) -> int:
         events.emit("error", f"G{gen_id} failed: {reason} (details in {job_dir}/traceback.txt)", status="failed")
         return 1
     (Path(job_dir) / "result.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+def _reevaluate(cfg: config.Config, job: dict, events: StoreEvents) -> int:
+    from loop import reeval  # noqa: PLC0415
+    from store.db import set_meta  # noqa: PLC0415
+
+    try:
+        reeval.run(cfg, job, events)
+    except Exception as e:  # noqa: BLE001 - a failed re-run changes nothing; say why
+        (Path(job["job_dir"]) / "traceback.txt").write_text(traceback.format_exc(), encoding="utf-8")
+        events.emit("error", f"G{job['gen']}: re-running the evals failed: {type(e).__name__}: {e}".splitlines()[0])
+        with session(cfg.db_url) as s:
+            set_meta(s, "eval_job", None)
+        return 1
     return 0
 
 

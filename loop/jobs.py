@@ -106,20 +106,32 @@ def _take(s, plan: dataset.Plan, gen_id: int) -> None:
                 s.add(c)
 
 
-def spawn(cfg: Config, gen_id: int, folder: Path) -> int:
-    """Start the job in its own session, so closing a terminal or the UI does not stop it."""
+def launch(folder: Path) -> int:
+    """Start `python -m loop.job FOLDER` in its own session, so closing a terminal or the UI does not stop it."""
     log = (folder / "log.txt").open("ab")
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     proc = subprocess.Popen([sys.executable, "-m", "loop.job", str(folder)], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-    with session(cfg.db_url) as s:
-        g = s.get(Generation, gen_id)
-        g.job_pid = proc.pid
-        s.add(g)
     _children[proc.pid] = proc
     return proc.pid
+
+
+def spawn(cfg: Config, gen_id: int, folder: Path) -> int:
+    pid = launch(folder)
+    with session(cfg.db_url) as s:
+        g = s.get(Generation, gen_id)
+        g.job_pid = pid
+        s.add(g)
+    return pid
+
+
+def start_eval(cfg: Config, gen_id: int) -> tuple[int, int]:
+    """Run a finished generation's evals again in a job; see loop.reeval."""
+    from loop import reeval  # noqa: PLC0415
+
+    return reeval.start(cfg, gen_id)
 
 
 _children: dict[int, subprocess.Popen] = {}

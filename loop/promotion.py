@@ -9,7 +9,7 @@ from sqlmodel import Session
 from loop.config import Config
 from loop.errors import UserError
 from store import ledger
-from store.db import active_gen, session, set_meta
+from store.db import active_gen, get_meta, session, set_meta
 from store.tables import Event, Generation
 
 DECIDED = ("candidate", "promoted", "rejected", "rolled_back")
@@ -80,10 +80,30 @@ def rollback(cfg: Config, gen_id: int | None = None) -> dict[str, Any]:
             return _done(cfg, s, f"G{target} is already active", target)
         if t.status == "rejected" and not t.override:
             raise UserError(f"G{target} was rejected; use 'ladder approve {target}' to make it active anyway")
+        undo = {"from": current, "to": target, "from_status": cur.status, "from_reason": cur.reason,
+                "to_status": t.status, "to_reason": t.reason}
         cur.status, cur.reason = "rolled_back", f"rolled back to G{target} by the user"
         t.status = "promoted"
         s.add(cur)
         s.add(t)
         set_meta(s, "active_gen", target)
-        set_meta(s, "last_rollback", {"from": current, "to": target})
+        set_meta(s, "last_rollback", undo)
         return _done(cfg, s, f"rolled back from G{current} to G{target}", current)
+
+
+def undo_rollback(cfg: Config) -> dict[str, Any]:
+    """Put the last rollback back exactly as it was, if nothing has moved the active pointer since."""
+    with session(cfg.db_url) as s:
+        undo = get_meta(s, "last_rollback")
+        if not undo:
+            raise UserError("there is no rollback to undo")
+        if active_gen(s) != undo["to"]:
+            raise UserError(f"G{active_gen(s)} is active now, not G{undo['to']}: the rollback was already changed")
+        back, there = s.get(Generation, undo["from"]), s.get(Generation, undo["to"])
+        back.status, back.reason = undo["from_status"], undo["from_reason"]
+        there.status, there.reason = undo["to_status"], undo["to_reason"]
+        s.add(back)
+        s.add(there)
+        set_meta(s, "active_gen", undo["from"])
+        set_meta(s, "last_rollback", None)
+        return _done(cfg, s, f"undone: G{undo['from']} is active again (was rolled back to G{undo['to']})", undo["from"])

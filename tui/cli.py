@@ -7,7 +7,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from loop.errors import OperationFailed, UserError
 
@@ -37,6 +37,7 @@ def build_parser() -> Parser:
     c = cmd("train", "train one generation now, whatever the karma")
     c.add_argument("--steps", type=int, help="optimizer steps (overrides train.steps)")
     c.add_argument("--detach", action="store_true", help="start the job and return at once")
+    cmd("eval", "run a finished generation's evals again (its status is kept)").add_argument("gen", type=int)
     cmd("run", "watch the inbox, ingest, and train when karma reaches the threshold (Ctrl-C stops)")
     c = cmd("dataset", "show the data mix the next generation would get, per source, domain and stage")
     c.add_argument("--dry-run", action="store_true", help="only show the mix (the default); nothing is taken")

@@ -7,10 +7,12 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import func
 from sqlmodel import select
 
 from loop import artifacts, config, ingest as inbox, jobs, promotion, workspace
@@ -19,7 +21,7 @@ from loop.events import StoreEvents
 from loop.lineage import pending_count, pending_karma
 from store import ledger as ledger_table
 from store.db import active_gen, get_meta, session
-from store.tables import Generation
+from store.tables import Event, Generation
 from tui.cli import emit
 
 
@@ -148,6 +150,32 @@ def _wait(args: Namespace, cfg: config.Config, gen_id: int) -> dict[str, Any]:
     emit(args, f"G{gen_id}: {result['status']}; recall {_f(g.eval_recall)} generalization {_f(g.eval_generalization)} "
                f"style drift {_f(g.eval_style_drift)}; child {g.child_sha[:12]}")
     return result
+
+
+def eval(args: Namespace) -> dict[str, Any]:  # noqa: A001 - the subcommand's name
+    cfg = _open(args)
+    from loop import reeval  # noqa: PLC0415
+
+    gen_id, pid = jobs.start_eval(cfg, args.gen)
+    emit(args, f"G{gen_id}: evals started again (pid {pid})")
+    with session(cfg.db_url) as s:
+        after = s.exec(select(func.coalesce(func.max(Event.id), 0))).one()
+    last = after
+    while True:
+        with session(cfg.db_url) as s:
+            rows = s.exec(select(Event).where(Event.gen_id == gen_id, Event.id > last).order_by(Event.id)).all()
+        for ev in rows:
+            last = ev.id
+            if ev.message:
+                emit(args, ev.message)
+        if reeval.current(cfg) is None and not jobs.pid_alive(pid):
+            break
+        time.sleep(0.5)
+    with session(cfg.db_url) as s:
+        g = s.get(Generation, gen_id)
+        failed = s.exec(select(Event).where(Event.gen_id == gen_id, Event.id > after, Event.kind == "error")).first()
+        active = active_gen(s)
+    return jobs.result_of(g, active) | ({"_failed": True, "error": failed.message} if failed else {})
 
 
 def run(args: Namespace) -> dict[str, Any]:

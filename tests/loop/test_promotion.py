@@ -72,3 +72,21 @@ def test_base_generation_has_nothing_to_roll_back_to(cfg):
     promotion.rollback(cfg)
     with pytest.raises(UserError, match="no parent"):
         promotion.rollback(cfg)
+
+
+def test_undo_puts_the_rollback_back_exactly(cfg):
+    before = status(cfg, 1).reason
+    promotion.rollback(cfg)
+    out = promotion.undo_rollback(cfg)
+    assert out["active_gen"] == 1
+    assert status(cfg, 1).status == "promoted" and status(cfg, 1).reason == before
+    assert status(cfg, 0).status == "promoted"
+    with pytest.raises(UserError, match="no rollback to undo"):
+        promotion.undo_rollback(cfg)
+
+
+def test_undo_refuses_after_the_pointer_moved(cfg):
+    promotion.rollback(cfg)
+    promotion.approve(cfg, 3)
+    with pytest.raises(UserError, match="already changed"):
+        promotion.undo_rollback(cfg)

@@ -38,14 +38,8 @@ def rollback(cfg: Config) -> dict[str, Any]:
 def undo_rollback(cfg: Config, from_gen: int, to_gen: int) -> dict[str, Any]:
     """Put back the generation a rollback moved away from, if nothing else moved the pointer since."""
     from loop import promotion  # noqa: PLC0415
-    from store.db import active_gen, session  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
-        now = active_gen(s)
-    if now != to_gen:
-        raise UserError(f"G{now} is active now, not G{to_gen}: the rollback was already changed, nothing to undo")
-    result = promotion.approve(cfg, from_gen)
-    return result | {"message": f"undone: G{from_gen} is active again (was rolled back to G{to_gen})"}
+    return promotion.undo_rollback(cfg) | {"from": from_gen, "to": to_gen}
 
 
 def train(cfg: Config) -> dict[str, Any]:

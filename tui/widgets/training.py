@@ -13,7 +13,7 @@ from textual_plotext import PlotextPlot
 from tui.screens.model import Job, Training
 from tui.widgets.text import duration, num, text
 
-STAGES = ("dataset", "train", "merge", "export", "eval", "gate", "done")
+STAGES = ("dataset", "replay", "train", "dpo", "export", "eval", "gate", "done")
 
 
 class TrainingPane(Vertical):
