@@ -136,6 +136,43 @@ def run_loop(cfg: Config, say: Callable[[str], None], stop: threading.Event, tra
     and no failure of one step can end the loop: each is reported and the loop goes on.
     """
     ingest.context(cfg)  # a config mistake is the user's to fix before watching starts
+    with WatchLock(cfg):
+        return _watch(cfg, say, stop, train)
+
+
+class WatchLock:
+    """One watcher per workspace: a second `ladder run` or app window would ingest the same files twice."""
+
+    def __init__(self, cfg: Config):
+        self.path = cfg.models_dir / ".watch.lock"
+        self.file = None
+
+    def __enter__(self) -> WatchLock:
+        import fcntl  # noqa: PLC0415 - POSIX only, like the rest of the watcher's file checks
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = self.path.open("a+")
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "another process"
+            self.file.close()
+            from loop.errors import OperationFailed  # noqa: PLC0415
+
+            raise OperationFailed(f"the inbox is already watched by {holder}; stop it or leave the watching to it") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"pid {os.getpid()}")
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.file is not None:
+            self.file.close()  # closing releases the lock
+
+
+def _watch(cfg: Config, say: Callable[[str], None], stop: threading.Event, train: bool) -> list[int]:
     wake = threading.Event()
     settled = Settled(cfg.watch.settle_seconds)
     obs = _observer(cfg.inbox_dir, wake, settled)

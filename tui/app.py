@@ -6,6 +6,7 @@ with their tab, and llama.cpp loads in the chat worker. Training never runs here
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import datetime, timezone
@@ -31,7 +32,8 @@ SLOW_SECONDS = 3.0  # the inbox and karma, re-read only when something there cha
 SLOW_FORCE_SECONDS = 30.0
 CHAT_MAX_TOKENS = 256
 TITLES = {"approve": "Approve", "reject": "Reject", "rollback": "Rollback", "undo_rollback": "Undo", "train": "Train",
-          "evaluate": "Evals", "cancel": "Cancel", "ingest": "Inbox", "feedback": "Feedback", "chat": "Chat", "poll": "Store"}
+          "evaluate": "Evals", "cancel": "Cancel", "ingest": "Inbox", "feedback": "Feedback", "chat": "Chat", "poll": "Store",
+          "watch": "Inbox"}
 RunnerFactory = Callable[..., Any]  # (gguf_path, threads=, context=, seed=) -> a loop.llm.Runner-like object
 
 
@@ -41,8 +43,10 @@ class LadderApp(App[int]):
 
     def __init__(self, cfg: Config, *, runner_factory: RunnerFactory | None = None,
                  clock: Callable[[], datetime] | None = None, poll_seconds: float = POLL_SECONDS,
-                 chat_max_tokens: int = CHAT_MAX_TOKENS) -> None:
+                 chat_max_tokens: int = CHAT_MAX_TOKENS, watch: bool = False) -> None:
         super().__init__()
+        self.watch_inbox = watch  # the loop itself: ingest what arrives, train when karma allows
+        self._watch_stop = threading.Event()
         self.cfg = cfg
         self.runner_factory = runner_factory or default_runner
         self.clock = clock or (lambda: datetime.now(timezone.utc))
@@ -70,6 +74,19 @@ class LadderApp(App[int]):
         self.set_interval(SLOW_SECONDS, self._poll_slow)
         self.set_interval(SLOW_FORCE_SECONDS, partial(self._poll_slow, True))
         self.set_interval(30.0, lambda: setattr(self.main, "now", self.clock()))
+        if self.watch_inbox:
+            self._start("watch", "watch", self._watch)
+
+    def _watch(self) -> None:
+        """The headless loop in a worker thread; what it says becomes notifications."""
+        from loop.watch import run_loop  # noqa: PLC0415
+
+        def say(text: str) -> None:
+            severity = "error" if text.startswith("error") else \
+                "warning" if text.startswith(("quarantined", "note", "not training")) else "information"
+            self.call_from_thread(self.notify, text, title="Inbox", severity=severity, markup=False)
+
+        run_loop(self.cfg, say, self._watch_stop)
 
     def _start(self, group: str, name: str, fn: Callable[..., Any], *args: Any, exclusive: bool = False) -> Worker:
         return self.run_worker(partial(fn, *args), thread=True, group=group, name=name, exclusive=exclusive,
@@ -249,6 +266,7 @@ class LadderApp(App[int]):
         self.workers.cancel_group(self, "chat")
 
     def on_unmount(self) -> None:
+        self._watch_stop.set()  # a generation the loop started goes on in its own process
         self.workers.cancel_group(self, "chat")
         self.chat_model.close()
 
@@ -294,6 +312,6 @@ class LadderApp(App[int]):
 
 def run_app(config_path: str | Path) -> int:
     """Open the app on a workspace's config; returns the exit status for the command line."""
-    app = LadderApp(load(config_path))
+    app = LadderApp(load(config_path), watch=True)
     app.run()
     return app.return_code or 0
