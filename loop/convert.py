@@ -48,7 +48,9 @@ def load_base_to_hf(base: Path, out_dir: Path) -> Path:
 def _load(base: Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils.logging import disable_progress_bar
 
+    disable_progress_bar()  # the de-quantizing bar would break the CLI's one-line-per-stage output
     if base.is_file():
         folder, kwargs = base.parent, {"gguf_file": base.name}
     else:
