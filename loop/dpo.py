@@ -6,7 +6,6 @@ DPOTrainer scores the reference by disabling the adapter, so the reference is ex
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import UserError
-from loop.train import Cancelled, _progress_callback, _save_atomically, load_model, lora_config
+from loop.train import Cancelled, _progress_callback, _save_atomically, json_lines, load_model, lora_config
 
 __all__ = ["Cancelled", "read_pairs", "train_dpo"]
 
@@ -28,19 +27,12 @@ def _turns(value: Any) -> bool:
 def read_pairs(pairs_path: Path) -> list[dict]:
     """The preference pairs in file order: {"prompt", "chosen", "rejected"}, all turn lists or all strings."""
     pairs = []
-    with open(pairs_path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{pairs_path}:{n}: not JSON ({e.msg})") from None
-            fields = [row.get(k) for k in ("prompt", "chosen", "rejected")] if isinstance(row, dict) else [None]
-            if not (all(_turns(v) for v in fields) or all(isinstance(v, str) and v for v in fields)):
-                raise UserError(f"{pairs_path}:{n}: a pair needs 'prompt', 'chosen' and 'rejected', "
-                                "all lists of turns or all text")
-            pairs.append({k: row[k] for k in ("prompt", "chosen", "rejected")})
+    for n, row in json_lines(pairs_path):
+        fields = [row.get(k) for k in ("prompt", "chosen", "rejected")] if isinstance(row, dict) else [None]
+        if not (all(_turns(v) for v in fields) or all(isinstance(v, str) and v for v in fields)):
+            raise UserError(f"{pairs_path}:{n}: a pair needs 'prompt', 'chosen' and 'rejected', "
+                            "all lists of turns or all text")
+        pairs.append({k: row[k] for k in ("prompt", "chosen", "rejected")})
     if len({isinstance(p["prompt"], str) for p in pairs}) > 1:
         raise UserError(f"{pairs_path}: mixes text pairs with conversational ones; use one format")
     return pairs

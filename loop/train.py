@@ -22,22 +22,27 @@ class Cancelled(Exception):
     """should_stop() asked the run to stop; nothing was written to out_dir."""
 
 
-def read_rows(dataset_path: Path) -> list[dict]:
-    """The JSONL rows in file order; each is a chat ({"messages": [...]}) or a document ({"text": str})."""
-    rows = []
-    with open(dataset_path, encoding="utf-8") as f:
+def json_lines(path: Path):
+    """(line number, object) for each non-empty line of a JSONL file; a bad line is a UserError naming it."""
+    with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield n, json.loads(line)
             except json.JSONDecodeError as e:
-                raise UserError(f"{dataset_path}:{n}: not JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not (
-                isinstance(row.get("messages"), list) or isinstance(row.get("text"), str)
-            ):
-                raise UserError(f"{dataset_path}:{n}: a row needs a 'messages' list or a 'text' string")
-            rows.append(row)
+                raise UserError(f"{path}:{n}: not JSON ({e.msg})") from None
+
+
+def read_rows(dataset_path: Path) -> list[dict]:
+    """The JSONL rows in file order; each is a chat ({"messages": [...]}) or a document ({"text": str})."""
+    rows = []
+    for n, row in json_lines(dataset_path):
+        if not isinstance(row, dict) or not (
+            isinstance(row.get("messages"), list) or isinstance(row.get("text"), str)
+        ):
+            raise UserError(f"{dataset_path}:{n}: a row needs a 'messages' list or a 'text' string")
+        rows.append(row)
     return rows
 
 
