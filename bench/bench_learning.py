@@ -103,7 +103,7 @@ def config_diff(cfg: config.Config) -> list[str]:
         if isinstance(a, dict) and isinstance(b, dict):
             for k in sorted(set(a) | set(b)):
                 walk(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k)
-        elif a != b and not prefix.startswith("workspace."):
+        elif a != b and a is not None and not prefix.startswith("workspace."):  # None: a key newer than cfg
             out.append(f"{prefix} = {json.dumps(a)} (default {json.dumps(b)})")
 
     walk(cfg.data, config.defaults(), "")
