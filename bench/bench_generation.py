@@ -84,9 +84,12 @@ def main() -> None:
         ("ingest", ingest_s, f"{report['ingested']} records"),
         ("dataset", dataset_s, f"{manifest['dataset']['new']} new, {manifest['dataset']['replay']} replay, "
                                f"{manifest['dataset']['holdout']} held out"),
+        ("self-replay", stages.get("replay", 0.0), f"{manifest['dataset'].get('self_replay', 0)} kept of "
+                                                   f"{manifest['dataset'].get('self_replay_asked', 0)} asked"),
         ("train loop", train["train_s"], f"{train['train_s'] / train['steps']:.2f} s/step, "
                                          f"{train['tokens_per_s']:.0f} tokens/s, {train['steps']} steps"),
         ("load + merge + save", load_merge_save_s, "fp32 folder"),
+        ("DPO", stages.get("dpo", 0.0), "corrections" if cfg.train.dpo else "off (train.dpo)"),
         ("export", stages.get("export", 0.0), f"GGUF {cfg.model.export_dtype}"),
         ("eval", stages.get("eval", 0.0), f"{manifest['metrics']['recall_items']} recall, "
                                           f"{manifest['metrics']['holdout_items']} held-out, "
