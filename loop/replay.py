@@ -11,13 +11,17 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from loop import quality
 from loop.config import Config
 from loop.scoring import normalize
 
+SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
+ASK_FACTOR = 2  # ask at most twice the planned number
 # Answers with these findings would teach the child something the parent should not pass on.
 DROP = {"empty turn", "refusal", "corporate filler", "looks truncated", "answer too short", "broken tool call"}
 
@@ -50,7 +54,7 @@ def planned(share: float, cap: int, rows: int, available: int) -> int:
     """How many self-replay rows make up `share` of the training rows, within the cap and the pool."""
     if share <= 0 or rows <= 0:
         return 0
-    wanted = math.ceil(rows * share / (1 - share))
+    wanted = math.ceil(round(rows * share / (1 - share), 9))  # round: 70 * 0.3 / 0.7 is 30.000000000000004
     return max(0, min(wanted, cap, available))
 
 
@@ -58,10 +62,44 @@ def choose(prompts: list[str], n: int, seed: int) -> list[str]:
     return random.Random(seed).sample(prompts, min(n, len(prompts)))
 
 
+def trim(answer: str, min_chars: int = 20) -> str:
+    """An answer cut off by the token limit, back to its last full sentence.
+
+    Most of the parent's answers run past `self_replay_max_tokens`; dropping them all threw
+    away half the pool, and teaching the cut-off text would teach stopping mid-sentence.
+    What is left must still say something (`min_chars`), or the answer stays as it was.
+    """
+    text = answer.strip()
+    if not text or text[-1] in ".!?)\"'`*" or text.count("```") % 2:
+        return text
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].rstrip() if ends and ends[-1] >= min_chars else text
+
+
 def keep(prompt: str, answer: str, phrases: list[str], min_quality: float) -> tuple[bool, list[str]]:
     messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer.strip()}]
     score, reasons = quality.score(messages, phrases)
     return score >= min_quality and not DROP & set(reasons), reasons
+
+
+def collect(ask: Callable[[str], str], prompts: list[str], n: int, phrases: list[str],
+            min_quality: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Ask down `prompts` until `n` answers are kept (or ASK_FACTOR * n were asked): kept, dropped.
+
+    Asking on past a dropped answer keeps the share the config asks for; the cap bounds the
+    time when the parent answers most prompts badly.
+    """
+    kept: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    for prompt in prompts:
+        if len(kept) >= n or len(kept) + len(dropped) >= ASK_FACTOR * n:
+            break
+        raw = ask(prompt)
+        answer = trim(raw)
+        ok, reasons = keep(prompt, answer, phrases, min_quality)
+        record = {"prompt": prompt, "answer": answer, "reasons": reasons, "trimmed": answer != raw.strip()}
+        (kept if ok else dropped).append(record)
+    return kept, dropped
 
 
 def interleave(rows: list[dict[str, Any]], extra: list[dict[str, Any]], stage: str) -> list[dict[str, Any]]:
@@ -91,15 +129,13 @@ def run(cfg: Config, parent_gguf: Path, job_dir: Path, gen_id: int) -> dict[str,
             for r in rows]
     prompts = pool(cfg)
     n = planned(cfg.dataset.self_replay_share, cfg.dataset.self_replay_max, len(rows), len(prompts))
-    asked = choose(prompts, n, cfg.dataset.seed + gen_id)
-    kept, dropped = [], []
-    if asked:
+    order = choose(prompts, len(prompts), cfg.dataset.seed + gen_id)
+    kept: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+    if n:
         with Runner(parent_gguf, threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as runner:
-            for prompt in asked:
-                answer = runner.chat([{"role": "user", "content": prompt}], cfg.dataset.self_replay_max_tokens)
-                ok, reasons = keep(prompt, answer, list(cfg.eval.corporate_phrases), cfg.karma.min_quality)
-                record = {"prompt": prompt, "answer": answer, "reasons": reasons}
-                (kept if ok else dropped).append(record)
+            kept, dropped = collect(lambda q: runner.chat([{"role": "user", "content": q}], cfg.dataset.self_replay_max_tokens),
+                                    order, n, list(cfg.eval.corporate_phrases), cfg.karma.min_quality)
     extra = [{"messages": [{"role": "user", "content": k["prompt"]}, {"role": "assistant", "content": k["answer"].strip()}],
               "_source": "self_replay", "_stage": "conversations"} for k in kept]
     stages = list(cfg.dataset.curriculum)
@@ -108,4 +144,5 @@ def run(cfg: Config, parent_gguf: Path, job_dir: Path, gen_id: int) -> dict[str,
     with (job_dir / "self_replay.jsonl").open("w", encoding="utf-8") as f:
         for r in kept + dropped:
             f.write(json.dumps(r | {"kept": r in kept}, ensure_ascii=False) + "\n")
-    return {"self_replay": len(kept), "self_replay_asked": len(asked), "self_replay_dropped": len(dropped)}
+    return {"self_replay": len(kept), "self_replay_planned": n, "self_replay_asked": len(kept) + len(dropped),
+            "self_replay_dropped": len(dropped), "self_replay_trimmed": sum(r["trimmed"] for r in kept)}
