@@ -257,6 +257,44 @@ def _save_atomically(model, tokenizer, out_dir: Path) -> None:
         raise
 
 
+def _lora_layers(model) -> list[tuple[Any, str]]:
+    out = []
+    for module in model.modules():
+        for name in getattr(module, "active_adapters", None) or []:
+            if name in getattr(module, "lora_A", {}) and hasattr(module, "base_layer"):
+                out.append((module, name))
+    return out
+
+
+def weight_change(model) -> float:
+    """How far the LoRA update moves the adapted weights: ||delta W|| / ||W|| over all adapted layers."""
+    import torch
+
+    delta = base = 0.0
+    with torch.no_grad():
+        for module, name in _lora_layers(model):
+            d = module.lora_B[name].weight.float() @ module.lora_A[name].weight.float() * module.scaling[name]
+            delta += float(d.pow(2).sum())
+            base += float(module.base_layer.weight.float().pow(2).sum())
+    return (delta / base) ** 0.5 if base else 0.0
+
+
+def cap_weight_change(model, cap: float) -> dict[str, float]:
+    """Scale the LoRA update down so the weights move at most `cap` (relative); 0 means no cap.
+
+    Moving the child back along the line to its parent is the cheapest guard against
+    forgetting there is (weight-space interpolation, as in WiSE-FT): it needs no data and
+    no second run.
+    """
+    before = weight_change(model)
+    if cap <= 0 or before <= cap:
+        return {"before": before, "after": before}
+    factor = cap / before
+    for module, name in _lora_layers(model):
+        module.scaling[name] *= factor
+    return {"before": before, "after": weight_change(model)}
+
+
 def train_lora(
     parent_dir: Path,
     dataset_path: Path,
@@ -308,6 +346,7 @@ def train_lora(
             raise Cancelled()
         trained_tokens = int(trainer.state.num_input_tokens_seen)
         steps = trainer.state.global_step
+        moved = cap_weight_change(trainer.model, settings.get("max_weight_change") or 0.0)
         merged = trainer.model.merge_and_unload().to(torch.float32)
         merged.config.use_cache = use_cache
         # Save the parent's tokenizer as it was: TRL sets a pad token on the one it trained with.
@@ -325,4 +364,6 @@ def train_lora(
         "tokens_per_s": trained_tokens / progress.train_s if progress.train_s > 0 else 0.0,
         "trained_tokens": trained_tokens,
         "backend": backend,
+        "weight_change": moved["after"],
+        "weight_change_trained": moved["before"],
     }
