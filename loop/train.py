@@ -258,12 +258,10 @@ def _save_atomically(model, tokenizer, out_dir: Path) -> None:
 
 
 def _lora_layers(model) -> list[tuple[Any, str]]:
-    out = []
-    for module in model.modules():
-        for name in getattr(module, "active_adapters", None) or []:
-            if name in getattr(module, "lora_A", {}) and hasattr(module, "base_layer"):
-                out.append((module, name))
-    return out
+    from peft.tuners.lora import LoraLayer
+
+    return [(m, name) for m in model.modules() if isinstance(m, LoraLayer)
+            for name in m.active_adapters if name in m.lora_A]
 
 
 def weight_change(model) -> float:

@@ -155,3 +155,25 @@ def test_unsloth_without_gpu_is_a_user_error():
     with pytest.raises(UserError, match="GPU"):
         choose_backend({"backend": "unsloth"})
     assert choose_backend({"backend": "auto"}) == "trl"
+
+
+def _relative_change(parent: dict, child: dict) -> float:
+    names = [n for n in parent if any(f"{t}.weight" in n for t in LORA_TARGETS)]
+    delta = sum(float((child[n] - parent[n]).pow(2).sum()) for n in names)
+    return (delta / sum(float(parent[n].pow(2).sum()) for n in names)) ** 0.5
+
+
+def test_weight_change_is_measured_and_a_cap_moves_the_child_back_toward_its_parent(run, parent_dir, tmp_path):
+    parent = load_file(parent_dir / "model.safetensors")
+    free = load_file(run["out"] / "model.safetensors")
+    moved = run["result"]["weight_change"]
+    assert moved == pytest.approx(_relative_change(parent, free), rel=1e-3)
+    assert run["result"]["weight_change_trained"] == moved  # no cap: nothing scaled
+
+    dataset = next(run["out"].parent.glob("data.jsonl"))
+    capped = train_lora(parent_dir, dataset, tmp_path / "capped", SETTINGS | {"max_weight_change": moved / 2})
+    assert capped["weight_change_trained"] == pytest.approx(moved, rel=1e-4)  # the same run, seeded
+    assert capped["weight_change"] == pytest.approx(moved / 2, rel=1e-3)
+    child = load_file(tmp_path / "capped" / "model.safetensors")
+    for name, tensor in parent.items():  # halfway along the line from the parent to the uncapped child
+        assert torch.allclose(child[name], tensor + (free[name] - tensor) / 2, atol=1e-5), name
