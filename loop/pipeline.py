@@ -7,6 +7,7 @@ from a self-contained job folder (see loop.job), so a crash cannot take a UI dow
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -65,7 +66,9 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     if cfg.dataset.self_replay_share > 0:
         self_replay(cfg, job, parent, events)
         check()
-    set_stage(cfg, gen_id, "train", events, f"G{gen_id}: training from G{parent.id} ({settings['steps']} steps)")
+    rows = len(read_jsonl(job_path / "dataset.jsonl"))
+    settings["steps"], note = plan_steps(settings, rows, explicit=bool(job.get("steps")))
+    set_stage(cfg, gen_id, "train", events, f"G{gen_id}: training from G{parent.id} ({settings['steps']} steps{note})")
     parent_dir = parent_weights(cfg, parent, events)
     from loop.train import Cancelled as TrainCancelled, train_lora  # noqa: PLC0415
 
@@ -102,6 +105,24 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for name, r in results if name == "recall"], job_path)
     check()
     return finish(cfg, gen_id, parent, child_sha, target, metrics, results, result, job, events, time.monotonic() - started)
+
+
+def plan_steps(settings: dict[str, Any], rows: int, explicit: bool) -> tuple[int, str]:
+    """Steps for this generation, and a note on why when they are not the configured number.
+
+    Training walks the rows in order and stops after `steps` batches, so fewer steps than one
+    pass would leave the tail of the dataset (new records among it) unseen while the ledger
+    counts it as trained. `train.steps` is therefore a floor: a bigger dataset gets one full
+    pass. A number given for this run (`ladder train --steps N`) is kept as given.
+    """
+    per_step = settings["batch_size"] * settings["grad_accum"]
+    one_pass = math.ceil(rows / per_step) if rows else 0
+    if explicit:
+        seen = min(rows, settings["steps"] * per_step)
+        return settings["steps"], "" if seen >= rows else f"; as asked, so {seen} of {rows} rows are seen"
+    if one_pass > settings["steps"]:
+        return one_pass, f": one pass over {rows} rows"
+    return settings["steps"], ""
 
 
 def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any], events: EventLog,
