@@ -148,6 +148,8 @@ def recall_items(s: Session, lineage: list[int], limit: int, seed: int) -> list[
     for r in rows:
         detail = json.loads(r.detail)
         if r.eval == "probe":
+            if detail.get("steady") is False:  # right once by luck: no knowledge to keep (older stores lack the flag)
+                continue
             items.setdefault(r.item_key, {"key": r.item_key, "type": "probe", "prompt": r.prompt, "answers": detail["answers"]})
         else:
             items.setdefault(r.item_key, {"key": r.item_key, "type": "reference", "messages": detail["messages"],

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import UserError
-from loop.scoring import corporate_hits, matched_keyword, rouge_l_f1, stated_confidences
+from loop.scoring import corporate_hits, keyword_pass, matched_keyword, rouge_l_f1, stated_confidences
 
 ASSETS = Path(__file__).parent / "assets"
 PROBES_FILE = ASSETS / "probes.jsonl"
@@ -74,6 +74,29 @@ def run_probes(runner, items: list[dict[str, Any]], max_tokens: int, *, raw: boo
         results.append(_emit(on_result, item["key"], item["prompt"], " | ".join(item["answers"]),
                              answer, 1.0 if found is not None else 0.0, found is not None, detail))
     return results, share_passed(results)
+
+
+# The same question asked two more ways: a base model that answers right only in one
+# wording does not know the answer steadily.
+REPHRASINGS = ("Question: {q}", "{q} Answer in one sentence.")
+
+
+def steady_keys(runner, items: list[dict[str, Any]], results: list[Result], max_tokens: int) -> set[str]:
+    """The probes answered right as asked and in every rephrasing too (all greedy).
+
+    A child that loses an item the base got right by luck has hardly forgotten anything:
+    counting such items made the recall gate reject children for noise.
+    """
+    by_key = {it["key"]: it for it in items}
+    out = set()
+    for r in results:
+        if not r["passed"]:
+            continue
+        item = by_key[r["item_key"]]
+        if all(keyword_pass(runner.chat([{"role": "user", "content": form.format(q=item["prompt"])}], max_tokens),
+                            item["answers"]) for form in REPHRASINGS):
+            out.add(r["item_key"])
+    return out
 
 
 def run_reference(runner, items: list[dict[str, Any]], max_tokens: int, threshold: float, *,

@@ -102,13 +102,15 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
                          weights_path=str(hf), finished_at=now(), config_json=json.dumps(cfg.data)))
         store_results(s, 0, [("probe", r) for r in probe_results] + [("style", r) for r in style_results])
         set_meta(s, "active_gen", 0)
-        kept = sum(r["passed"] for r in probe_results)
-        s.add(Event(gen_id=0, kind="info", message=f"G0 ready: answers {kept}/{len(probe_results)} probes right, kept as recall items"))
+        right = sum(r["passed"] for r in probe_results)
+        kept = sum(bool(r["detail"]["steady"]) for r in probe_results)
+        s.add(Event(gen_id=0, kind="info", message=f"G0 ready: answers {right}/{len(probe_results)} probes right, "
+                                                     f"{kept} of them steadily (kept as recall items)"))
         s.flush()
         ledger.export(s, cfg.ledger_csv)
     artifacts.write_manifest(artifacts.gen_dir(cfg, 0), cfg.data, gen=0, base=str(base), parent_sha=parent_sha,
                              child_sha=child_sha, probe_accuracy=accuracy, style_drift=drift)
-    return {"created": True, "gen": 0, "child_sha": child_sha, "probes_kept": kept, "probes": len(probe_results),
+    return {"created": True, "gen": 0, "child_sha": child_sha, "probes_right": right, "probes_kept": kept, "probes": len(probe_results),
             "style_drift": drift}
 
 
@@ -120,7 +122,8 @@ def _probe(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]
     items = evals.probe_items()
     with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
         probe_results, accuracy = evals.run_probes(runner, items, e.max_tokens)
+        steady = evals.steady_keys(runner, items, probe_results, e.max_tokens) if e.recall_steady else None
         for r, it in zip(probe_results, items):
-            r["detail"] = detail_of(r, answers=it["answers"])
+            r["detail"] = detail_of(r, answers=it["answers"], steady=steady is None or r["item_key"] in steady)
         style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
     return probe_results, style_results, round(accuracy, 4), int(drift)

@@ -48,7 +48,7 @@ def add_conversation(cfg: config.Config, n: int, **fields) -> Conversation:
     return c
 
 
-def add_probe(cfg: config.Config, key: str, passed: bool, gen_id: int = 0) -> None:
+def add_probe(cfg: config.Config, key: str, passed: bool, gen_id: int = 0, **detail) -> None:
     with session(cfg.db_url) as s:
         s.add(EvalResult(gen_id=gen_id, eval="probe", item_key=key, prompt=f"probe {key}?", answer="x",
-                         passed=passed, score=float(passed), detail=json.dumps({"answers": ["x"]})))
+                         passed=passed, score=float(passed), detail=json.dumps({"answers": ["x"], **detail})))

@@ -42,7 +42,8 @@ def init(args: Namespace) -> dict[str, Any]:
     result = workspace.init(cfg, StoreEvents(cfg.db_url, 0, echo=not args.json))
     if result["created"]:
         emit(args, f"workspace ready at {cfg.root}: G0 {result['child_sha'][:12]} answers "
-                   f"{result['probes_kept']}/{result['probes']} probes right, style drift {result['style_drift']}")
+                   f"{result['probes_right']}/{result['probes']} probes right ({result['probes_kept']} steadily: the recall "
+                   f"items), style drift {result['style_drift']}")
     else:
         emit(args, f"workspace at {cfg.root} already has G0 ({result['child_sha'][:12]})")
     return result | {"workspace": str(cfg.root), "config": str(cfg.path)}

@@ -70,15 +70,17 @@ def test_recall_items_are_what_the_lineage_knew(tmp_path):
     add_generation(cfg, 0, None, "promoted")
     add_generation(cfg, 1, 0, "promoted")
     add_generation(cfg, 2, 0, "rejected")
-    add_probe(cfg, "p01", True)
+    add_probe(cfg, "p01", True)  # a store from before the steadiness check: counts
     add_probe(cfg, "p02", False)
+    add_probe(cfg, "p03", True, steady=True)
+    add_probe(cfg, "p04", True, steady=False)  # right once, wrong when rephrased: not known
     with session(cfg.db_url) as s:
         for gen in (1, 2):
             s.add(EvalResult(gen_id=gen, eval="generalization", item_key=f"c{gen}", prompt="q", reference="r",
                              passed=True, detail=json.dumps({"messages": [{"role": "user", "content": "q"}]})))
     add_conversation(cfg, 1)
     keys = [it["key"] for it in plan(cfg, parent=1).recall_items]
-    assert keys == ["c1", "p01"]
+    assert keys == ["c1", "p01", "p03"]
 
 
 def test_written_files_and_their_hash(tmp_path):

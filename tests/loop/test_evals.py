@@ -102,12 +102,23 @@ def test_a_closed_runner_refuses_to_answer(base_gguf):
 def test_shipped_probe_and_replay_sets_are_disjoint():
     probes = evals.probe_items()
     replay = evals.self_replay_prompts()
-    assert 35 <= len(probes) <= 50 and 120 <= len(replay) <= 200
+    assert 80 <= len(probes) <= 100 and 120 <= len(replay) <= 200
     assert len({p["key"] for p in probes}) == len(probes)
     probe_texts = {normalize(p["prompt"]) for p in probes}
     replay_texts = [normalize(p) for p in replay]
     assert len(probe_texts) == len(probes) and len(set(replay_texts)) == len(replay)
     assert not probe_texts & set(replay_texts)
+
+
+def test_steady_keys_are_the_probes_also_right_when_rephrased(runner):
+    items = [{"key": "a", "prompt": "What is the capital of Japan?", "answers": ["tokyo"]},
+             {"key": "b", "prompt": "What is the capital of Japan?", "answers": ["paris"]}]
+    results, _ = evals.run_probes(runner, items, max_tokens=48)
+    assert [r["passed"] for r in results] == [True, False]
+    assert evals.steady_keys(runner, items, results, max_tokens=48) == {"a"}
+    # Judged on the rephrasings: an item the plain question passes but they do not is left out.
+    forced = [dict(results[1], passed=True)]
+    assert evals.steady_keys(runner, items[1:], forced, max_tokens=48) == set()
 
 
 def test_probe_items_rejects_a_malformed_line(tmp_path):
