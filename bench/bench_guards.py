@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -26,8 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import learning_data as ld  # noqa: E402
-from bench.bench_learning import gen_row, ladder, manifest_dataset, measure, set_keys  # noqa: E402
-from loop import config  # noqa: E402
+from bench.bench_learning import gen_row, ladder, manifest_dataset, measure, set_keys, shown  # noqa: E402
+from loop import artifacts, config  # noqa: E402
 
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
@@ -36,9 +37,18 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "lr-1e-4": {"train": {"learning_rate": 1e-4}},
     "lr-5e-5": {"train": {"learning_rate": 5e-5}},
     "steps-30": {"train": {"steps": 30}},
+    "self-replay-0.5-steps-30": {"dataset": {"self_replay_share": 0.5}, "train": {"steps": 30}},
+    "attention-only": {"train": {"target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}},
     # A LoRA generation here moves the adapted weights by ~0.0016 (relative): this halves it.
     "cap-8e-4": {"train": {"max_weight_change": 0.0008}},
 }
+
+
+def manifest_train(cfg: config.Config, gen: int) -> dict[str, Any]:
+    try:
+        return json.loads((artifacts.gen_dir(cfg, gen) / "manifest.json").read_text()).get("train", {})
+    except (OSError, ValueError):
+        return {}
 
 
 def main() -> None:
@@ -58,6 +68,8 @@ def main() -> None:
     if not cfg_path.exists():
         ladder(log, "init", str(folder))
     original = cfg_path.read_text()
+    # Killed with SIGTERM, still put the config back: a variant's keys must not outlive it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     c = ["--config", str(cfg_path)]
     cfg = config.load(cfg_path)
     stage_file = cfg.inbox_dir / "learning-stage1.jsonl"
@@ -81,7 +93,8 @@ def main() -> None:
                 raise SystemExit(f"{name}: ladder train gave no generation: {tr}")
             status = ladder(log, "status", *c)
             row = gen_row(status, ladder(log, "ledger", *c), gen) | measure(cfg, gen, data)
-            row |= {"variant": name, "wall_s": wall, "dataset": manifest_dataset(cfg, gen)}
+            row |= {"variant": name, "wall_s": wall, "dataset": manifest_dataset(cfg, gen),
+                    "weight_change": manifest_train(cfg, gen).get("weight_change")}
             if row["status"] != "rejected":
                 ladder(log, "reject", str(gen), *c)
             rows.append(row)
@@ -92,15 +105,15 @@ def main() -> None:
         (folder.parent / "guards.json").write_text(json.dumps(rows, indent=1, default=str))
     ns, ng = len(data["skill_probes"]), len(data["general_probes"])
     print(f"\n{'variant':<17}{'gen':<5}{'skill':>7}{'general':>9}{'recall':>8}{'gener.':>8}{'style':>6}"
-          f"{'self-replay':>12}{'loss end':>9}{'wall s':>8}  decision")
+          f"{'self-replay':>12}{'loss end':>9}{'moved':>10}{'wall s':>8}  decision")
     print(f"{'G0':<17}{'G0':<5}{g0['skill']:>4}/{ns}{g0['general']:>6}/{ng}")
     for r in rows:
-        ds = r["dataset"]
-        loss = r["loss"][1]
-        print(f"{r['variant']:<17}{'G' + str(r['gen']):<5}{r['skill']:>4}/{ns}{r['general']:>6}/{ng}{r['recall']:>8.3f}"
-              f"{r['generalization']:>8.2f}{r['style']:>6.0f}{ds.get('self_replay', 0):>12}"
-              f"{'-' if loss is None else format(loss, '.3f'):>9}{r['wall_s']:>8.0f}  {r['status']} {r['reason']}")
-
+        moved = r["dataset"].get("self_replay", 0)
+        skill = "-" if r["skill"] is None else f"{r['skill']}/{ns}"
+        general = "-" if r["general"] is None else f"{r['general']}/{ng}"
+        print(f"{r['variant']:<17}{'G' + str(r['gen']):<5}{skill:>7}{general:>9}{shown(r['recall'], '.3f'):>8}"
+              f"{shown(r['generalization']):>8}{shown(r['style'], '.0f'):>6}{moved:>12}{shown(r['loss'][1], '.3f'):>9}"
+              f"{shown(r['weight_change'], '.5f'):>10}{r['wall_s']:>8.0f}  {r['status']} {r['reason']}")
 
 if __name__ == "__main__":
     main()

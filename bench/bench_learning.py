@@ -197,7 +197,7 @@ def run_mode(mode: str, args: argparse.Namespace, data: dict[str, Any], base: Pa
     return {"mode": mode, "workspace": str(folder), "config_diff": config_diff(cfg), "rows": rows}
 
 
-def _f(v: Any, fmt: str = ".2f") -> str:
+def shown(v: Any, fmt: str = ".2f") -> str:
     return "-" if v is None else (format(v, fmt) if isinstance(v, float) else str(v))
 
 
@@ -215,14 +215,14 @@ def print_table(result: dict[str, Any], data: dict[str, Any], args: argparse.Nam
         gen_ok = "-" if r["general"] is None else f"{r['general']}/{ng}"
         mix = "-" if r.get("stage") is None else f"{r['n_new']}/{r['n_replay']}/{r['n_holdout']}"
         parent = "-" if r["parent"] is None else f"G{r['parent']}"
-        print(f"G{r['gen']:<3}{parent:<7}{str(r.get('stage', '-')):<6}{skill:>8}{gen_ok:>9}{_f(r['recall']):>8}"
-              f"{_f(r['generalization']):>8}{_f(r['style']):>6}{mix:>15}  {r['status']:<9} {r['reason']}")
+        print(f"G{r['gen']:<3}{parent:<7}{str(r.get('stage', '-')):<6}{skill:>8}{gen_ok:>9}{shown(r['recall']):>8}"
+              f"{shown(r['generalization']):>8}{shown(r['style']):>6}{mix:>15}  {r['status']:<9} {r['reason']}")
     print("wall time per stage (s):")
     for r in result["rows"]:
         parts = [f"{k} {v:.0f}" for k, v in r["times"].items()] + [f"bench probes {r.get('eval_s', 0):.0f}"]
         extra = {k: v for k, v in r.get("dataset", {}).items() if "self" in k}
         loss = r.get("loss") or (None, None)
-        tail = f"; loss {_f(loss[0])} -> {_f(loss[1])}" if r.get("stage") else ""
+        tail = f"; loss {shown(loss[0])} -> {shown(loss[1])}" if r.get("stage") else ""
         print(f"  G{r['gen']}: " + ", ".join(parts) + tail + (f"; {json.dumps(extra)}" if extra else ""))
     probe = data["general_probes"][0]
     print(f"sample answers to {probe['prompt']!r}:")
