@@ -108,11 +108,12 @@ def main() -> None:
           f"{'self-replay':>12}{'loss end':>9}{'moved':>10}{'wall s':>8}  decision")
     print(f"{'G0':<17}{'G0':<5}{g0['skill']:>4}/{ns}{g0['general']:>6}/{ng}")
     for r in rows:
-        moved = r["dataset"].get("self_replay", 0)
+        replayed = r["dataset"].get("self_replay", 0)
+        loss_end = None if r["loss"][1] in (None, "") else float(r["loss"][1])  # the ledger CSV gives text
         skill = "-" if r["skill"] is None else f"{r['skill']}/{ns}"
         general = "-" if r["general"] is None else f"{r['general']}/{ng}"
         print(f"{r['variant']:<17}{'G' + str(r['gen']):<5}{skill:>7}{general:>9}{shown(r['recall'], '.3f'):>8}"
-              f"{shown(r['generalization']):>8}{shown(r['style'], '.0f'):>6}{moved:>12}{shown(r['loss'][1], '.3f'):>9}"
+              f"{shown(r['generalization']):>8}{shown(r['style'], '.0f'):>6}{replayed:>12}{shown(loss_end, '.3f'):>9}"
               f"{shown(r['weight_change'], '.5f'):>10}{r['wall_s']:>8.0f}  {r['status']} {r['reason']}")
 
 if __name__ == "__main__":
