@@ -12,8 +12,8 @@ import json
 import math
 import random
 import re
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from loop import quality
