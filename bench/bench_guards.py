@@ -27,8 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import learning_data as ld  # noqa: E402
-from bench.bench_learning import gen_row, ladder, manifest_dataset, measure, set_keys, shown  # noqa: E402
-from loop import artifacts, config  # noqa: E402
+from bench.bench_learning import gen_row, ladder, manifest_part, measure, set_keys, shown  # noqa: E402
+from loop import config  # noqa: E402
 
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
@@ -42,13 +42,6 @@ VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     # A LoRA generation here moves the adapted weights by ~0.0016 (relative): this halves it.
     "cap-8e-4": {"train": {"max_weight_change": 0.0008}},
 }
-
-
-def manifest_train(cfg: config.Config, gen: int) -> dict[str, Any]:
-    try:
-        return json.loads((artifacts.gen_dir(cfg, gen) / "manifest.json").read_text()).get("train", {})
-    except (OSError, ValueError):
-        return {}
 
 
 def main() -> None:
@@ -93,8 +86,8 @@ def main() -> None:
                 raise SystemExit(f"{name}: ladder train gave no generation: {tr}")
             status = ladder(log, "status", *c)
             row = gen_row(status, ladder(log, "ledger", *c), gen) | measure(cfg, gen, data)
-            row |= {"variant": name, "wall_s": wall, "dataset": manifest_dataset(cfg, gen),
-                    "weight_change": manifest_train(cfg, gen).get("weight_change")}
+            row |= {"variant": name, "wall_s": wall, "dataset": manifest_part(cfg, gen, "dataset"),
+                    "weight_change": manifest_part(cfg, gen, "train").get("weight_change")}
             if row["status"] != "rejected":
                 ladder(log, "reject", str(gen), *c)
             rows.append(row)

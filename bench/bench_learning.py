@@ -147,10 +147,11 @@ def gen_row(status: dict[str, Any], ledger: dict[str, Any], gen: int) -> dict[st
             "loss": (led.get("loss_start"), led.get("loss_end"))}
 
 
-def manifest_dataset(cfg: config.Config, gen: int) -> dict[str, Any]:
+def manifest_part(cfg: config.Config, gen: int, part: str) -> dict[str, Any]:
+    """One part of a generation's manifest ("dataset", "train"), or {} when it has none."""
     path = artifacts.gen_dir(cfg, gen) / "manifest.json"
     try:
-        return json.loads(path.read_text()).get("dataset", {})
+        return json.loads(path.read_text()).get(part, {})
     except (OSError, ValueError):
         return {}
 
@@ -187,7 +188,7 @@ def run_mode(mode: str, args: argparse.Namespace, data: dict[str, Any], base: Pa
         row = gen_row(ladder(log, "status", *c), ladder(log, "ledger", *c), gen)
         row["stage"] = k
         row["ingested"] = ing.get("ingested")
-        row["dataset"] = manifest_dataset(cfg, gen)
+        row["dataset"] = manifest_part(cfg, gen, "dataset")
         row["times"] = {"ingest": ingest_s, "train_job": train_s} | {
             f"job.{name}": secs for name, secs in stage_times(cfg, gen).items()}
         row |= measure(cfg, gen, data)
