@@ -124,6 +124,6 @@ def _probe(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]
         probe_results, accuracy = evals.run_probes(runner, items, e.max_tokens)
         steady = evals.steady_keys(runner, items, probe_results, e.max_tokens) if e.recall_steady else None
         for r, it in zip(probe_results, items):
-            r["detail"] = detail_of(r, answers=it["answers"], steady=steady is None or r["item_key"] in steady)
+            r["detail"] = detail_of(r, answers=it["answers"], steady=r["passed"] and (steady is None or r["item_key"] in steady))
         style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
     return probe_results, style_results, round(accuracy, 4), int(drift)
