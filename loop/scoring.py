@@ -32,24 +32,41 @@ def normalize(text: str) -> str:
     return " ".join(_WORD.findall(folded))
 
 
+def _number(word: str) -> float | None:
+    try:
+        return float(word) if word[-1:].isdigit() else None
+    except ValueError:  # "1.2.3", a version, is not a number
+        return None
+
+
+def _occurs(key: str, normalized: str) -> bool:
+    """`key` (normalized) in `normalized` as whole words; a number also as any number of the same value."""
+    if not key:
+        return False
+    if f" {key} " in f" {normalized} ":
+        return True
+    value = _number(key) if " " not in key else None
+    return value is not None and any(_number(w) == value for w in normalized.split())
+
+
 def keyword_pass(answer: str, answers: list[str]) -> bool:
     """True when any accepted answer occurs in the answer as a whole word or phrase.
 
     Rule: both sides go through ``normalize``; an accepted answer matches when its
     normalized words appear consecutively in the normalized answer, bounded by the
-    ends or by spaces ("paris" matches "It is Paris." but not "Parisian").
-    Accepted answers that normalize to nothing never match.
+    ends or by spaces ("paris" matches "It is Paris." but not "Parisian"). An accepted
+    answer that is one number also matches a number of the same value ("100" matches
+    "100.0 degrees", not "-100" or "1000"). Accepted answers that normalize to nothing
+    never match.
     """
-    padded = f" {normalize(answer)} "
-    return any(key and f" {key} " in padded for key in map(normalize, answers))
+    return matched_keyword(answer, answers) is not None
 
 
 def matched_keyword(answer: str, answers: list[str]) -> str | None:
     """The first accepted answer that ``keyword_pass`` finds, or None."""
-    padded = f" {normalize(answer)} "
+    normalized = normalize(answer)
     for raw in answers:
-        key = normalize(raw)
-        if key and f" {key} " in padded:
+        if _occurs(normalize(raw), normalized):
             return raw
     return None
 

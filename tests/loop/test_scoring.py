@@ -37,6 +37,11 @@ def test_normalize(text, expected):
     ("Water freezes at -18.0°C.", ["0", "zero"], False),  # a decimal is one number
     ("Water freezes at 0°C.", ["0", "zero"], True),
     ("Water boils at 100.", ["100"], True),
+    ("Approximately 100.0 degrees Celsius.", ["100"], True),  # the same number, written with a decimal
+    ("About 100.5 degrees.", ["100"], False),
+    ("It boils at -100.", ["100"], False),
+    ("Version 100.0.1 is out.", ["100"], False),  # a version, not a number
+    ("There are 1000 of them.", ["100"], False),
     ("William Shakespeare wrote it.", ["william shakespeare"], True),
     ("Shakespeare, William", ["william shakespeare"], False),  # a phrase keeps its order
     ("", ["paris"], False),
