@@ -32,6 +32,9 @@ from loop import config  # noqa: E402
 
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "default": {},
+    # Self-replay rows trained by copying the parent's greedy answers (cross-entropy), the old default.
+    "copy-self-replay": {"train": {"distill_weight": 0.0}},
+    "distill-3": {"train": {"distill_weight": 3.0}},
     "no-self-replay": {"dataset": {"self_replay_share": 0.0}},
     "self-replay-0.5": {"dataset": {"self_replay_share": 0.5}},
     "lr-1e-4": {"train": {"learning_rate": 1e-4}},

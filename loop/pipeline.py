@@ -77,7 +77,8 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
 
     try:
         result = train_lora(parent_dir, job_path / "dataset.jsonl", artifacts.weights_dir(cfg, gen_id), settings,
-                            on_progress=progress, should_stop=should_stop)
+                            on_progress=progress, should_stop=should_stop,
+                            sources_path=job_path / "dataset_sources.jsonl")
     except TrainCancelled:
         raise Cancelled() from None
     check()

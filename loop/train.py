@@ -14,6 +14,8 @@ from typing import Any
 
 from loop.errors import UserError
 
+# Rows with this source in dataset_sources.jsonl are the parent's own answers (loop/replay.py).
+DISTILL_SOURCE = "self_replay"
 # What "all-linear" means to Unsloth, which wants names: the projections of a Llama-style block.
 LLAMA_LINEARS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -88,12 +90,27 @@ def tokenize_row(tokenizer, row: dict, max_length: int) -> dict[str, list[int]]:
     return {"input_ids": input_ids[:max_length], "labels": labels[:max_length]}
 
 
-def prepare_examples(tokenizer, dataset_path: Path, max_length: int) -> list[dict[str, list[int]]]:
-    """Tokenized rows in curriculum order; rows left with nothing to learn after truncation are dropped."""
+def distill_flags(sources_path: Path | None, rows: int) -> list[int]:
+    """1 for each row the parent wrote (self-replay), 0 for the rest, from the job's dataset_sources.jsonl."""
+    if sources_path is None or not Path(sources_path).is_file():
+        return [0] * rows
+    flags = [int(s.get("source") == DISTILL_SOURCE) for _, s in json_lines(Path(sources_path))]
+    if len(flags) != rows:
+        raise UserError(f"{sources_path} has {len(flags)} rows for {rows} in the dataset; rebuild the job's dataset")
+    return flags
+
+
+def prepare_examples(tokenizer, dataset_path: Path, max_length: int,
+                     sources_path: Path | None = None) -> list[dict[str, Any]]:
+    """Tokenized rows in curriculum order; rows left with nothing to learn after truncation are dropped.
+
+    Each example carries `distill`: 1 when the row is the parent's own answer (self-replay).
+    """
     rows = read_rows(dataset_path)
     if not rows:
         raise UserError(f"no training examples in {dataset_path}")
-    examples = [tokenize_row(tokenizer, row, max_length) for row in rows]
+    flags = distill_flags(sources_path, len(rows))
+    examples = [tokenize_row(tokenizer, row, max_length) | {"distill": flag} for row, flag in zip(rows, flags)]
     examples = [e for e in examples if any(label != -100 for label in e["labels"])]
     if not examples:
         raise UserError(f"no training examples in {dataset_path} with an assistant turn within max_length={max_length}")
@@ -195,14 +212,92 @@ def _progress_callback(on_progress: Callable[[dict], None], should_stop: Callabl
     return Progress()
 
 
+def distill_loss(logits, parent_logits, labels, distill, weight: float):
+    """Summed next-token loss of a batch and the number of tokens it covers.
+
+    Ordinary rows: cross-entropy on their labels. Self-replay rows (distill == 1): the KL
+    divergence from the parent's next-token distribution to the child's, at every token of
+    the parent's answer, times `weight`. Copying the parent's greedy answer (cross-entropy)
+    teaches only its top token, and sharpens its mistakes; matching its whole distribution
+    keeps what it knew, uncertainty included, which is what self-replay is for.
+    `parent_logits` holds the distill rows only, in batch order.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    logits, labels = logits[:, :-1].float(), labels[:, 1:]
+    mask = labels != -100
+    rows = distill.bool()
+    ce_mask = mask & ~rows[:, None]
+    total = logits.new_zeros(())
+    if ce_mask.any():
+        total = total + F.cross_entropy(logits[ce_mask], labels[ce_mask], reduction="sum")
+    if rows.any():
+        kl_mask = mask[rows]
+        child = F.log_softmax(logits[rows][kl_mask], dim=-1)
+        parent = F.log_softmax(parent_logits[:, :-1].float()[kl_mask], dim=-1)
+        kl = (parent.exp() * (parent - child)).sum()
+        total = total + weight * kl
+    return total, int(mask.sum())
+
+
+def _trainer_class(distill_weight: float):
+    """SFTTrainer, or a subclass that distills the parent on self-replay rows (see distill_loss)."""
+    from trl import SFTTrainer
+
+    if not distill_weight:
+        return SFTTrainer
+
+    class DistillTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            import torch
+
+            distill = inputs.pop("distill")
+            if not bool(distill.any()):
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            ids, attention = inputs["input_ids"], inputs.get("attention_mask")
+            rows = distill.bool()
+            out = model(input_ids=ids, attention_mask=attention, use_cache=False)
+            peft_model = self.accelerator.unwrap_model(model)
+            # The parent is the child with its LoRA adapter switched off: no second model in memory.
+            with torch.no_grad(), peft_model.disable_adapter():
+                parent = model(input_ids=ids[rows], use_cache=False,
+                               attention_mask=None if attention is None else attention[rows]).logits
+            total, tokens = distill_loss(out.logits, parent, inputs["labels"], distill, distill_weight)
+            loss = total / max(1, tokens if num_items_in_batch is None else int(num_items_in_batch))
+            return (loss, out) if return_outputs else loss
+
+    return DistillTrainer
+
+
+def _distill_collator(tokenizer):
+    """TRL's padding collator, plus the examples' distill flags as a tensor."""
+    import torch
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    base = DataCollatorForLanguageModeling(pad_token_id=pad)
+
+    def collate(examples: list[dict]) -> dict:
+        batch = base([{k: v for k, v in e.items() if k != "distill"} for e in examples])
+        batch["distill"] = torch.tensor([int(e.get("distill", 0)) for e in examples])
+        return batch
+
+    return collate
+
+
 def make_trainer(
     model, tokenizer, examples: list[dict], settings: dict, work_dir: Path, callbacks=(), peft_config=None
 ):
-    """An SFTTrainer that walks the examples in order, logs every step, and saves nothing on its own."""
+    """An SFTTrainer that walks the examples in order, logs every step, and saves nothing on its own.
+
+    With `distill_weight` > 0 and self-replay rows among the examples, those rows are trained
+    by distillation from the parent instead of cross-entropy (distill_loss).
+    """
     import torch
     from datasets import Dataset
     from transformers import PrinterCallback, ProgressCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     on_gpu = torch.cuda.is_available()  # the Trainer moves the model there itself
     args = SFTConfig(
@@ -230,14 +325,22 @@ def make_trainer(
         disable_tqdm=True,
         dataloader_pin_memory=on_gpu,
     )
-    trainer = SFTTrainer(
+    weight = float(settings.get("distill_weight") or 0.0)
+    distill = weight > 0 and any(e.get("distill") for e in examples)
+    if not distill:
+        examples = [{k: v for k, v in e.items() if k != "distill"} for e in examples]
+    trainer = _trainer_class(weight if distill else 0.0)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=list(callbacks),
+        **({"data_collator": _distill_collator(tokenizer)} if distill else {}),
     )
+    if distill:
+        # The Trainer drops dataset columns the model's forward() does not name; keep the flags.
+        trainer._signature_columns = ["input_ids", "labels", "seq_lengths", "distill"]
     trainer.remove_callback(PrinterCallback)  # it prints every log dict to stdout
     trainer.remove_callback(ProgressCallback)
     return trainer
@@ -300,8 +403,12 @@ def train_lora(
     settings: dict,
     on_progress: Callable[[dict], None] = lambda e: None,
     should_stop: Callable[[], bool] = lambda: False,
+    sources_path: Path | None = None,
 ) -> dict[str, Any]:
     """Fine-tune parent_dir on dataset_path with LoRA and write the merged fp32 child to out_dir.
+
+    sources_path (the job's dataset_sources.jsonl) marks the self-replay rows that
+    settings["distill_weight"] trains by distillation from the parent.
 
     walltime_s covers the whole call (load, train, merge, save); tokens_per_s, train_s and train_cpu_s (process
     CPU seconds) the training loop only.
@@ -326,7 +433,7 @@ def train_lora(
     disable_progress_bars()  # tqdm bars on stderr from dataset preparation, weight loading and saving
     disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(parent_dir)
-    examples = prepare_examples(tokenizer, dataset_path, settings["max_length"])
+    examples = prepare_examples(tokenizer, dataset_path, settings["max_length"], sources_path)
     if backend == "unsloth":
         model, tokenizer = _load_unsloth(parent_dir, settings)
         peft_config = None
@@ -362,6 +469,7 @@ def train_lora(
         "tokens_per_s": trained_tokens / progress.train_s if progress.train_s > 0 else 0.0,
         "trained_tokens": trained_tokens,
         "backend": backend,
+        "distilled_rows": sum(e["distill"] for e in examples) if settings.get("distill_weight") else 0,
         "weight_change": moved["after"],
         "weight_change_trained": moved["before"],
     }

@@ -177,3 +177,57 @@ def test_weight_change_is_measured_and_a_cap_moves_the_child_back_toward_its_par
     child = load_file(tmp_path / "capped" / "model.safetensors")
     for name, tensor in parent.items():  # halfway along the line from the parent to the uncapped child
         assert torch.allclose(child[name], tensor + (free[name] - tensor) / 2, atol=1e-5), name
+
+
+def test_distill_loss_is_cross_entropy_on_ordinary_rows_and_kl_to_the_parent_on_self_replay_rows():
+    from loop.train import distill_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 11)
+    labels = torch.tensor([[-100, -100, 3, 4, 5], [-100, 1, 2, -100, -100]])
+    parent = torch.randn(1, 5, 11)
+    none = torch.tensor([0, 0])
+    total, tokens = distill_loss(logits, parent[:0], labels, none, 1.0)
+    shifted, targets = logits[:, :-1], labels[:, 1:]
+    mask = targets != -100
+    assert tokens == 5
+    assert float(total) == pytest.approx(float(torch.nn.functional.cross_entropy(shifted[mask], targets[mask],
+                                                                                reduction="sum")), rel=1e-5)
+
+    second = torch.tensor([0, 1])  # row 1 is the parent's answer: KL at its two labelled tokens
+    total, tokens = distill_loss(logits, parent, labels, second, 3.0)
+    ce = torch.nn.functional.cross_entropy(shifted[0][mask[0]], targets[0][mask[0]], reduction="sum")
+    p = torch.log_softmax(parent[0, :-1][mask[1]], -1)
+    q = torch.log_softmax(shifted[1][mask[1]], -1)
+    kl = (p.exp() * (p - q)).sum()
+    assert tokens == 5 and float(total) == pytest.approx(float(ce + 3.0 * kl), rel=1e-5)
+    same, _ = distill_loss(logits, logits[1:], labels, second, 3.0)  # a child equal to its parent: no KL
+    assert float(same) == pytest.approx(float(ce), rel=1e-5)
+
+
+def test_self_replay_rows_distilled_from_the_parent_leave_it_unchanged_and_ordinary_rows_still_train(
+        parent_dir, tmp_path):
+    rows = [chat(i) for i in range(4)]
+    dataset = write_jsonl(tmp_path / "data.jsonl", rows)
+    replay_only = write_jsonl(tmp_path / "all_replay.jsonl", [{"source": "self_replay", "stage": "x"}] * 4)
+    settings = SETTINGS | {"distill_weight": 1.0, "steps": 4}
+    # A LoRA child starts equal to its parent: the KL starts at exactly 0. (It does not stay there:
+    # Adam turns gradients of rounding size, ~1e-7, into full steps, and this test's rate is 100x a real one.)
+    kept = train_lora(parent_dir, dataset, tmp_path / "kept", settings, sources_path=replay_only)
+    assert kept["distilled_rows"] == 4 and kept["loss_start"] == 0.0
+
+    half = write_jsonl(tmp_path / "half.jsonl", [{"source": s, "stage": "x"} for s in
+                                                 ("self_replay", "inbox", "self_replay", "inbox")])
+    mixed = train_lora(parent_dir, dataset, tmp_path / "mixed", settings, sources_path=half)
+    assert mixed["distilled_rows"] == 2 and mixed["loss_start"] > 1.0 and mixed["weight_change"] > kept["weight_change"]
+    assert kept["loss_end"] < mixed["loss_end"] / 10
+    copied = train_lora(parent_dir, dataset, tmp_path / "copied", settings | {"distill_weight": 0.0},
+                        sources_path=half)
+    assert copied["distilled_rows"] == 0 and copied["weight_change"] > 0
+
+
+def test_sources_that_do_not_match_the_dataset_are_a_user_error(parent_dir, tmp_path):
+    dataset = write_jsonl(tmp_path / "data.jsonl", [chat(i) for i in range(3)])
+    short = write_jsonl(tmp_path / "sources.jsonl", [{"source": "inbox", "stage": "x"}])
+    with pytest.raises(UserError, match="1 rows for 3"):
+        train_lora(parent_dir, dataset, tmp_path / "out", SETTINGS | {"distill_weight": 1.0}, sources_path=short)
