@@ -6,7 +6,7 @@ Runs the product's own commands (``ladder init / ingest / train / status / ledge
 with ``--json``, as subprocesses) on a fresh workspace with the DEFAULT config, except what
 the mode changes:
 
-- ``replay``: the default config (self-replay on: ``dataset.self_replay_share`` = 0.3).
+- ``replay``: the default config (self-replay on: ``dataset.self_replay_share`` = 0.5, distilled from the parent).
 - ``no-replay``: ``[dataset] self_replay_share = 0`` in the workspace's config.toml.
 - ``both``: one after the other, each in its own workspace; both tables are printed.
 
