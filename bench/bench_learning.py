@@ -147,6 +147,25 @@ def gen_row(status: dict[str, Any], ledger: dict[str, Any], gen: int) -> dict[st
             "loss": (led.get("loss_start"), led.get("loss_end"))}
 
 
+def g0_items(cfg: config.Config, gen: int) -> tuple[int, int] | None:
+    """(passed, asked) of a child's recall items that are G0's own known probes, read from the store.
+
+    The product's recall also counts held-out items of later ancestors; this is what
+    "recall stays within the margin of G0's" is about: G0 answers all of these right.
+    """
+    from sqlmodel import select  # noqa: PLC0415
+
+    from store.tables import EvalResult  # noqa: PLC0415
+
+    with session(cfg.db_url) as s:
+        known = {r.item_key for r in s.exec(select(EvalResult).where(EvalResult.gen_id == 0, EvalResult.eval == "probe",
+                                                                     EvalResult.passed == True))  # noqa: E712
+                 if json.loads(r.detail).get("steady") is not False}
+        asked = [r for r in s.exec(select(EvalResult).where(EvalResult.gen_id == gen, EvalResult.eval == "recall"))
+                 if r.item_key in known]
+    return (sum(r.passed for r in asked), len(asked)) if asked else None
+
+
 def manifest_part(cfg: config.Config, gen: int, part: str) -> dict[str, Any]:
     """One part of a generation's manifest ("dataset", "train"), or {} when it has none."""
     path = artifacts.gen_dir(cfg, gen) / "manifest.json"
@@ -189,12 +208,14 @@ def run_mode(mode: str, args: argparse.Namespace, data: dict[str, Any], base: Pa
         row["stage"] = k
         row["ingested"] = ing.get("ingested")
         row["dataset"] = manifest_part(cfg, gen, "dataset")
+        row["g0_items"] = g0_items(cfg, gen)
         row["times"] = {"ingest": ingest_s, "train_job": train_s} | {
             f"job.{name}": secs for name, secs in stage_times(cfg, gen).items()}
         row |= measure(cfg, gen, data)
         rows.append(row)
         print(f"[{mode}] stage {k}: G{gen} (parent G{row['parent']}) {row['status']}: skill {row['skill']}, "
-              f"general {row['general']}, recall {row['recall']} {row['reason']}", flush=True)
+              f"general {row['general']}, recall {row['recall']} (G0's items {shown_pair(row['g0_items'])}) "
+              f"{row['reason']}", flush=True)
     return {"mode": mode, "workspace": str(folder), "config_diff": config_diff(cfg), "rows": rows}
 
 
@@ -202,12 +223,17 @@ def shown(v: Any, fmt: str = ".2f") -> str:
     return "-" if v is None else (format(v, fmt) if isinstance(v, float) else str(v))
 
 
+def shown_pair(v: tuple[int, int] | list[int] | None) -> str:
+    return "-" if not v else f"{v[0]}/{v[1]}"
+
+
 def print_table(result: dict[str, Any], data: dict[str, Any], args: argparse.Namespace) -> None:
     ns, ng = len(data["skill_probes"]), len(data["general_probes"])
     print(f"\n== mode: {result['mode']} ==")
     print(f"config vs defaults: {'; '.join(result['config_diff']) or 'none (default config)'}"
           f"{f'; ladder train --steps {args.steps}' if args.steps else ''}")
-    head = (f"{'gen':<4}{'parent':<7}{'stage':<6}{'skill':>8}{'general':>9}{'recall':>8}{'gener.':>8}{'style':>6}"
+    head = (f"{'gen':<4}{'parent':<7}{'stage':<6}{'skill':>8}{'general':>9}{'recall':>8}{'G0 items':>9}{'gener.':>8}"
+            f"{'style':>6}"
             f"{'new/repl/hold':>15}  {'decision':<9} reason")
     print(head)
     print("-" * len(head))
@@ -217,6 +243,7 @@ def print_table(result: dict[str, Any], data: dict[str, Any], args: argparse.Nam
         mix = "-" if r.get("stage") is None else f"{r['n_new']}/{r['n_replay']}/{r['n_holdout']}"
         parent = "-" if r["parent"] is None else f"G{r['parent']}"
         print(f"G{r['gen']:<3}{parent:<7}{str(r.get('stage', '-')):<6}{skill:>8}{gen_ok:>9}{shown(r['recall']):>8}"
+              f"{shown_pair(r.get('g0_items')):>9}"
               f"{shown(r['generalization']):>8}{shown(r['style']):>6}{mix:>15}  {r['status']:<9} {r['reason']}")
     print("wall time per stage (s):")
     for r in result["rows"]:

@@ -71,6 +71,18 @@ def test_generation_zero_is_in_the_ledger_with_its_hashes(ws):
 
     assert g0["parent_sha"] == sha256_file(builtin_base())
     assert 0 < float(g0["eval_recall"]) <= 1
+    # the copy rounded to q8_0 that checks the right answers are steady is gone, and what it answered wrong is not steady
+    assert not list((ws / "models" / "gen-0000").glob("steady-check*"))
+    from loop import config
+    from store.db import session
+    from store.tables import EvalResult
+    from sqlmodel import select
+
+    with session(config.load(ws / "config.toml").db_url) as s:
+        details = [json.loads(r.detail) for r in s.exec(select(EvalResult).where(EvalResult.gen_id == 0,
+                                                                                 EvalResult.eval == "probe"))]
+    assert any(d["steady"] for d in details)
+    assert all(not d["steady"] for d in details if "wrong_when_rounded" in d)
     assert as_json(ladder(ws, "status", "--json"))["active_sha"] == g0["child_sha"]
     # idempotent
     assert not as_json(ladder(ws, "init", "--json"))["created"]
@@ -100,6 +112,7 @@ def test_ingest_train_ledger_approve_rollback(ws):
     sources = [json.loads(line)["source"] for line in (gen_dir / "job" / "dataset_sources.jsonl").open()]
     assert 0 < sources.count("self_replay") == manifest["dataset"]["self_replay"] <= 4
     assert sources.index("self_replay") < len(sources) - sources.count("self_replay")  # not a block at the end
+    assert manifest["train"]["distilled_rows"] == sources.count("self_replay")  # trained by distillation (default)
 
     approved = as_json(ladder(ws, "approve", "1", "--json"))
     assert approved["active_gen"] == 1 and approved["active_sha"] == result["child_sha"]
