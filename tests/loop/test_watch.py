@@ -83,7 +83,8 @@ class Ladder:
 
     def __init__(self, cfg: config.Config):
         self.cfg = cfg
-        env = os.environ | {"PYTHONPATH": str(ROOT)}
+        # faulthandler: a process that will not stop is sent SIGABRT and prints where each thread was.
+        env = os.environ | {"PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
         self.proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "--config", str(cfg.path), "run"], cwd=ROOT,
                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
@@ -94,7 +95,14 @@ class Ladder:
 
     def stop(self) -> int:
         self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=30)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)
+            self.proc.wait(timeout=10)
+            time.sleep(0.5)  # let the reader thread take the last lines
+            raise AssertionError("ladder run did not stop within 30 s of Ctrl-C; its last output:\n"
+                                 + "".join(self.lines[-80:])) from None
 
 
 def until(check, timeout: float = 20.0, what: str = "") -> None:
