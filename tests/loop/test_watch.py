@@ -85,8 +85,11 @@ class Ladder:
         self.cfg = cfg
         # faulthandler: a process that will not stop is sent SIGABRT and prints where each thread was.
         env = os.environ | {"PYTHONPATH": str(ROOT), "PYTHONFAULTHANDLER": "1"}
+        # Ctrl-C as at a terminal: a suite started in the background (`cmd &` in a script) ignores SIGINT,
+        # the child would inherit that, and Python then never raises KeyboardInterrupt in it.
         self.proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "--config", str(cfg.path), "run"], cwd=ROOT,
-                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                     env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         self.lines: list[str] = []
         threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
 
