@@ -121,7 +121,7 @@ def _mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Pa
     """Unmark steady probes that the same weights, rounded the other way (q8_0 for f16), answer wrong.
 
     Rounding moves every weight a little and teaches nothing. Measured on the embedded model:
-    its q8_0 copy loses 4 of the 54 probes it answered right in three wordings ("capital of
+    its q8_0 copy loses 3 of the 54 probes it answers right in three wordings ("capital of
     France" -> "L'Etoile"), more than the recall margin allows. A child that loses such an item
     has not forgotten it; any update of that size flips it.
     """
