@@ -155,12 +155,13 @@ def g0_items(cfg: config.Config, gen: int) -> tuple[int, int] | None:
     """
     from sqlmodel import select  # noqa: PLC0415
 
+    from loop.dataset import known_probe  # noqa: PLC0415
     from store.tables import EvalResult  # noqa: PLC0415
 
     with session(cfg.db_url) as s:
         known = {r.item_key for r in s.exec(select(EvalResult).where(EvalResult.gen_id == 0, EvalResult.eval == "probe",
                                                                      EvalResult.passed == True))  # noqa: E712
-                 if json.loads(r.detail).get("steady") is not False}
+                 if known_probe(json.loads(r.detail))}
         asked = [r for r in s.exec(select(EvalResult).where(EvalResult.gen_id == gen, EvalResult.eval == "recall"))
                  if r.item_key in known]
     return (sum(r.passed for r in asked), len(asked)) if asked else None

@@ -139,6 +139,11 @@ def holdout_item(c: Conversation) -> dict[str, Any]:
     return {"key": f"c{c.id}", "type": "reference", "messages": messages[:last], "reference": messages[last]["content"]}
 
 
+def known_probe(detail: dict[str, Any]) -> bool:
+    """Whether G0's passed probe is knowledge to keep: not one it got right by luck (older stores lack the flag)."""
+    return detail.get("steady") is not False
+
+
 def recall_items(s: Session, lineage: list[int], limit: int, seed: int) -> list[dict[str, Any]]:
     """What the lineage knew: G0's probes it answered right, and each ancestor's passed held-out items."""
     rows = s.exec(select(EvalResult).where(col(EvalResult.gen_id).in_(lineage), EvalResult.passed == True,  # noqa: E712
@@ -148,7 +153,7 @@ def recall_items(s: Session, lineage: list[int], limit: int, seed: int) -> list[
     for r in rows:
         detail = json.loads(r.detail)
         if r.eval == "probe":
-            if detail.get("steady") is False:  # right once by luck: no knowledge to keep (older stores lack the flag)
+            if not known_probe(detail):
                 continue
             items.setdefault(r.item_key, {"key": r.item_key, "type": "probe", "prompt": r.prompt, "answers": detail["answers"]})
         else:
