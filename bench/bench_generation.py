@@ -27,7 +27,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 from sqlmodel import select  # noqa: E402
 
-from loop import artifacts, config, ingest, jobs, workspace  # noqa: E402
+from loop import artifacts, config, workspace  # noqa: E402
+from loop.inbox import ingest
+from loop.jobs import runner as jobs
 from store.db import session  # noqa: E402
 from store.tables import Event  # noqa: E402
 

@@ -68,7 +68,8 @@ def rss_now_mb() -> float:
 
 
 def child(n: int, fmt: str) -> dict:
-    from loop import ingest, workspace  # noqa: PLC0415 - imported here so the parent stays light
+    from loop import workspace  # noqa: PLC0415 - imported here so the parent stays light
+    from loop.inbox import ingest
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         cfg = workspace.create(Path(tmp))

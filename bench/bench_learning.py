@@ -46,7 +46,7 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 from bench import learning_data as ld  # noqa: E402
 from bench.bench_generation import stage_times  # noqa: E402
 from loop import artifacts, config  # noqa: E402
-from loop.scoring import keyword_pass  # noqa: E402
+from loop.evals.scoring import keyword_pass  # noqa: E402
 from store.db import session  # noqa: E402
 from store.tables import Generation  # noqa: E402
 
@@ -112,7 +112,7 @@ def config_diff(cfg: config.Config) -> list[str]:
 
 def measure(cfg: config.Config, gen: int, data: dict[str, Any]) -> dict[str, Any]:
     """Skill and general probes on one generation's GGUF through llama.cpp."""
-    from loop.llm import Runner  # noqa: PLC0415 - llama.cpp only when measuring
+    from loop.model.llm import Runner  # noqa: PLC0415 - llama.cpp only when measuring
 
     with session(cfg.db_url) as s:
         g = s.get(Generation, gen)
@@ -155,7 +155,7 @@ def g0_items(cfg: config.Config, gen: int) -> tuple[int, int] | None:
     """
     from sqlmodel import select  # noqa: PLC0415
 
-    from loop.dataset import known_probe  # noqa: PLC0415
+    from loop.data.dataset import known_probe  # noqa: PLC0415
     from store.tables import EvalResult  # noqa: PLC0415
 
     with session(cfg.db_url) as s:

@@ -9,7 +9,7 @@ import torch
 from peft import get_peft_model
 from transformers import AutoTokenizer, get_scheduler, set_seed
 
-from loop.train import load_model, lora_config, prepare_examples
+from loop.train.sft import load_model, lora_config, prepare_examples
 
 
 def pad_batch(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from loop.config import Config
 from loop.errors import UserError
 from loop.events import EventLog, NullEvents
 from loop.hashing import sha256_file, sha256_records
-from loop.pipeline import detail_of, store_results
+from loop.jobs.pipeline import detail_of, store_results
 from store import ledger
 from store.db import session, set_meta
 from store.tables import Event, Generation, now
@@ -75,8 +75,8 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
             return {"created": False, "gen": 0, "child_sha": g0.child_sha}
     started = time.monotonic()
     base = base_path(cfg)
-    from loop.convert import load_base_to_hf  # noqa: PLC0415 - torch only when G0 is made
-    from loop.export import export_gguf  # noqa: PLC0415
+    from loop.model.convert import load_base_to_hf  # noqa: PLC0415 - torch only when G0 is made
+    from loop.model.export import export_gguf  # noqa: PLC0415
 
     # Both files are written by rename, so one that exists is complete: an init that was
     # killed half-way picks up where it stopped.
@@ -125,9 +125,9 @@ def _mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Pa
     France" -> "L'Etoile"), more than the recall margin allows. A child that loses such an item
     has not forgotten it; any update of that size flips it.
     """
-    from loop import evals  # noqa: PLC0415
-    from loop.export import export_gguf  # noqa: PLC0415
-    from loop.llm import Runner  # noqa: PLC0415
+    from loop.evals import probes as evals  # noqa: PLC0415
+    from loop.model.export import export_gguf  # noqa: PLC0415
+    from loop.model.llm import Runner  # noqa: PLC0415
 
     steady = [r for r in probe_results if r["detail"]["steady"]]
     if not steady:
@@ -147,8 +147,8 @@ def _mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Pa
 
 
 def _probe(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]:
-    from loop import evals  # noqa: PLC0415
-    from loop.llm import Runner  # noqa: PLC0415
+    from loop.evals import probes as evals  # noqa: PLC0415
+    from loop.model.llm import Runner  # noqa: PLC0415
 
     e = cfg.eval
     items = evals.probe_items()

@@ -79,7 +79,7 @@ class LadderApp(App[int]):
 
     def _watch(self) -> None:
         """The headless loop in a worker thread; what it says becomes notifications."""
-        from loop.watch import run_loop  # noqa: PLC0415
+        from loop.inbox.watch import run_loop  # noqa: PLC0415
 
         def say(text: str) -> None:
             severity = "error" if text.startswith("error") else \
@@ -113,7 +113,7 @@ class LadderApp(App[int]):
             return
         read = reads.fast(self.cfg, offset, LADDER_PAGE, after)
         if read.job is not None and read.job.status == "training" and not read.job.alive:
-            from loop import jobs  # noqa: PLC0415
+            from loop.jobs import runner as jobs  # noqa: PLC0415
 
             jobs.recover(self.cfg)  # the job died without a word: mark it failed; its warning event is said next
         self.post_message(m.StoreRead(read))

@@ -15,10 +15,12 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import select
 
-from loop import artifacts, config, ingest as inbox, jobs, promotion, workspace
+from loop import artifacts, config, workspace
+from loop.inbox import ingest as inbox
+from loop.jobs import runner as jobs, promotion
 from loop.errors import UserError
 from loop.events import StoreEvents
-from loop.lineage import pending_count, pending_karma
+from loop.data.lineage import pending_count, pending_karma
 from store import ledger as ledger_table
 from store.db import active_gen, get_meta, session
 from store.tables import Event, Generation
@@ -155,7 +157,7 @@ def _wait(args: Namespace, cfg: config.Config, gen_id: int) -> dict[str, Any]:
 
 def eval(args: Namespace) -> dict[str, Any]:  # noqa: A001 - the subcommand's name
     cfg = _open(args)
-    from loop import reeval  # noqa: PLC0415
+    from loop.jobs import reeval  # noqa: PLC0415
 
     gen_id, pid = jobs.start_eval(cfg, args.gen)
     emit(args, f"G{gen_id}: evals started again (pid {pid})")
@@ -181,7 +183,7 @@ def eval(args: Namespace) -> dict[str, Any]:  # noqa: A001 - the subcommand's na
 
 def run(args: Namespace) -> dict[str, Any]:
     cfg = _open(args)
-    from loop.watch import run_loop  # noqa: PLC0415
+    from loop.inbox.watch import run_loop  # noqa: PLC0415
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -206,7 +208,7 @@ def dataset(args: Namespace) -> dict[str, Any]:
     cfg = _open(args)
     if args.dry_run and args.out:
         raise UserError("--dry-run writes nothing: leave out --out, or --dry-run")
-    from loop import dataset as builder  # noqa: PLC0415
+    from loop.data import dataset as builder  # noqa: PLC0415
 
     with session(cfg.db_url) as s:
         parent = active_gen(s)
@@ -290,7 +292,7 @@ def chat(args: Namespace) -> dict[str, Any]:
         raise UserError(f"there is no generation {gen_id}: 'ladder status' lists them")
     if not g.gguf_path or not Path(g.gguf_path).is_file():
         raise UserError(f"G{gen_id} has no GGUF file ({g.gguf_path or 'never exported'}); choose another with --gen")
-    from loop.llm import Runner  # noqa: PLC0415
+    from loop.model.llm import Runner  # noqa: PLC0415
 
     with Runner(Path(g.gguf_path), threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as r:
         answer = r.complete(args.prompt, args.max_tokens) if args.raw else \

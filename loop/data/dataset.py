@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from loop import mix
+from loop.data import mix
 from loop.config import Config
 from loop.hashing import sha256_file, sha256_records
-from loop.lineage import ancestors, pending_clause
+from loop.data.lineage import ancestors, pending_clause
 from store.tables import Conversation, EvalResult
 
 
@@ -59,7 +59,7 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     p.summary["mix"] = choice.summary()
     p.dpo_pairs = [dpo_pair(c) for c in new_train if c.kind == "correction" and c.rejected]
     p.summary["dpo_pairs"] = len(p.dpo_pairs)
-    from loop import replay  # noqa: PLC0415 - replay imports this module's helpers lazily
+    from loop.data import replay  # noqa: PLC0415 - replay imports this module's helpers lazily
 
     d = cfg.dataset
     p.summary["self_replay_planned"] = replay.planned(d.self_replay_share, d.self_replay_max, len(p.train_rows),

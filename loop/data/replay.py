@@ -16,9 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loop import quality
+from loop.inbox import quality
 from loop.config import Config
-from loop.scoring import normalize
+from loop.evals.scoring import normalize
 
 SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 ASK_FACTOR = 2  # ask at most twice the planned number
@@ -28,7 +28,7 @@ DROP = {"empty turn", "refusal", "corporate filler", "looks truncated", "answer 
 
 def pool(cfg: Config) -> list[str]:
     """The shipped prompts plus the user's files, without duplicates and without any recall probe."""
-    from loop import evals  # noqa: PLC0415
+    from loop.evals import probes as evals  # noqa: PLC0415
 
     prompts = list(evals.self_replay_prompts())
     for name in cfg.dataset.self_replay_pool:
@@ -121,8 +121,8 @@ def interleave(rows: list[dict[str, Any]], extra: list[dict[str, Any]], stage: s
 
 def run(cfg: Config, parent_gguf: Path, job_dir: Path, gen_id: int) -> dict[str, Any]:
     """Ask the parent, keep the good answers, and weave them into the job's dataset files."""
-    from loop.dataset import read_jsonl, write_rows  # noqa: PLC0415
-    from loop.llm import Runner  # noqa: PLC0415
+    from loop.data.dataset import read_jsonl, write_rows  # noqa: PLC0415
+    from loop.model.llm import Runner  # noqa: PLC0415
 
     rows = [r | s for r, s in zip(read_jsonl(job_dir / "dataset.jsonl"), read_jsonl(job_dir / "dataset_sources.jsonl"))]
     rows = [{**{k: v for k, v in r.items() if k not in ("source", "stage")}, "_source": r["source"], "_stage": r["stage"]}

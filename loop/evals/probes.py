@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import UserError
-from loop.scoring import corporate_hits, keyword_pass, matched_keyword, rouge_l_f1, stated_confidences
+from loop.evals.scoring import corporate_hits, keyword_pass, matched_keyword, rouge_l_f1, stated_confidences
 
-ASSETS = Path(__file__).parent / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 PROBES_FILE = ASSETS / "probes.jsonl"
 SELF_REPLAY_FILE = ASSETS / "self_replay_prompts.txt"
 

@@ -13,12 +13,12 @@ from typing import IO, Any
 from sqlalchemy import insert
 from sqlmodel import Session, col, select
 
-from loop import curation, quality
+from loop.inbox import curation, quality
 from loop.config import Config
 from loop.errors import UserError
-from loop.formats import CHAOS_STYLES, MB, BadFile, BadRecord, Options, Record, detect
+from loop.inbox.formats import CHAOS_STYLES, MB, BadFile, BadRecord, Options, Record, detect
 from loop.hashing import canonical, sha256_file, sha256_text
-from loop.lineage import pending_karma
+from loop.data.lineage import pending_karma
 from store.db import session
 from store.tables import Conversation, Event, InboxFile, now
 

@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from loop import ingest, jobs
+from loop.inbox import ingest
+from loop.jobs import runner as jobs
 from loop.config import Config
 from loop.errors import UserError
-from loop.lineage import pending_karma
+from loop.data.lineage import pending_karma
 from store.db import get_meta, session
 
 RESCAN_SECONDS = 5.0

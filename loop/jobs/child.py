@@ -12,7 +12,7 @@ from pathlib import Path
 from loop import artifacts, config
 from loop.errors import OperationFailed, UserError
 from loop.events import StoreEvents
-from loop.pipeline import Cancelled, run
+from loop.jobs.pipeline import Cancelled, run
 from store.db import session
 from store.tables import Generation, now
 
@@ -60,7 +60,7 @@ def main(job_dir: str) -> int:
 
 
 def _reevaluate(cfg: config.Config, job: dict, events: StoreEvents) -> int:
-    from loop import reeval  # noqa: PLC0415
+    from loop.jobs import reeval  # noqa: PLC0415
     from store.db import set_meta  # noqa: PLC0415
 
     try:

@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loop import artifacts, gate
+from loop import artifacts
+from loop.evals import gate
 from loop.config import Config
-from loop.dataset import read_jsonl
+from loop.data.dataset import read_jsonl
 from loop.events import EventLog
 from loop.hashing import sha256_file
 from store import ledger
@@ -32,7 +33,7 @@ def parent_weights(cfg: Config, parent: Generation, events: EventLog) -> Path:
     """The parent's fp32 folder, rebuilt from its GGUF if it was pruned."""
     if parent.weights_path and Path(parent.weights_path).is_dir():
         return Path(parent.weights_path)
-    from loop.convert import load_base_to_hf  # noqa: PLC0415 - torch only in the job
+    from loop.model.convert import load_base_to_hf  # noqa: PLC0415 - torch only in the job
 
     events.emit("stage", f"rebuilding G{parent.id} weights from its GGUF", stage="train")
     target = artifacts.weights_dir(cfg, parent.id)
@@ -70,7 +71,7 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     settings["steps"], note = plan_steps(settings, rows, explicit=bool(job.get("steps")))
     set_stage(cfg, gen_id, "train", events, f"G{gen_id}: training from G{parent.id} ({settings['steps']} steps{note})")
     parent_dir = parent_weights(cfg, parent, events)
-    from loop.train import Cancelled as TrainCancelled, train_lora  # noqa: PLC0415
+    from loop.train.sft import Cancelled as TrainCancelled, train_lora  # noqa: PLC0415
 
     def progress(e: dict[str, Any]) -> None:
         events.emit("progress", "", stage="train", **e)
@@ -94,7 +95,7 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
         s.add(g)
 
     set_stage(cfg, gen_id, "export", events, f"G{gen_id}: exporting GGUF ({cfg.model.export_dtype})")
-    from loop.export import export_gguf  # noqa: PLC0415
+    from loop.model.export import export_gguf  # noqa: PLC0415
 
     target = artifacts.gguf_path(cfg, gen_id)
     child_sha = export_gguf(artifacts.weights_dir(cfg, gen_id), target, Path(parent.gguf_path), cfg.model.export_dtype)
@@ -129,7 +130,7 @@ def plan_steps(settings: dict[str, Any], rows: int, explicit: bool) -> tuple[int
 def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any], events: EventLog,
               should_stop) -> dict[str, Any]:
     """DPO on the job's corrections, from the SFT folder into a sibling that then takes the SFT folder's place."""
-    from loop.dpo import Cancelled as DPOCancelled, train_dpo  # noqa: PLC0415
+    from loop.train.dpo import Cancelled as DPOCancelled, train_dpo  # noqa: PLC0415
 
     weights = artifacts.weights_dir(cfg, gen_id)
     dpo_dir, sft_dir = weights.with_name(weights.name + ".dpo"), weights.with_name(weights.name + ".sft")
@@ -158,7 +159,7 @@ def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any]
 
 def self_replay(cfg: Config, job: dict[str, Any], parent: Generation, events: EventLog) -> None:
     """The parent answers general prompts; the good answers join the job's dataset, re-hashed."""
-    from loop import replay  # noqa: PLC0415
+    from loop.data import replay  # noqa: PLC0415
 
     gen_id, job_path = job["gen"], Path(job["job_dir"])
     set_stage(cfg, gen_id, "replay", events, f"G{gen_id}: G{parent.id} answers general prompts for self-replay")
@@ -187,8 +188,8 @@ def parent_recall(cfg: Config, parent: Generation, child_results: list[dict[str,
     known = {r.item_key: r.passed for r in rows}
     missing = [it for it in read_jsonl(job_path / "recall.jsonl") if it["key"] not in known]
     if missing:
-        from loop import evals  # noqa: PLC0415
-        from loop.llm import Runner  # noqa: PLC0415
+        from loop.evals import probes as evals  # noqa: PLC0415
+        from loop.model.llm import Runner  # noqa: PLC0415
 
         e = cfg.eval
         with Runner(Path(parent.gguf_path), threads=e.threads, context=e.context, seed=0) as runner:
@@ -201,8 +202,8 @@ def parent_recall(cfg: Config, parent: Generation, child_results: list[dict[str,
 
 def evaluate(cfg: Config, gguf: Path, job_path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """Recall, generalization and style drift of one GGUF, with every item's answer."""
-    from loop import evals  # noqa: PLC0415
-    from loop.llm import Runner  # noqa: PLC0415
+    from loop.evals import probes as evals  # noqa: PLC0415
+    from loop.model.llm import Runner  # noqa: PLC0415
 
     e = cfg.eval
     holdout, recall = read_jsonl(job_path / "holdout.jsonl"), read_jsonl(job_path / "recall.jsonl")

@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlmodel import col, delete
 
-from loop import artifacts, gate
+from loop import artifacts
+from loop.evals import gate
 from loop.config import Config
 from loop.errors import OperationFailed, UserError
 from loop.events import EventLog
@@ -23,7 +24,7 @@ EVALUATED = ("candidate", "promoted", "rejected", "rolled_back")
 
 def start(cfg: Config, gen_id: int) -> tuple[int, int]:
     """Write an eval job folder for the generation and spawn it; return (gen, pid)."""
-    from loop import jobs  # noqa: PLC0415
+    from loop.jobs import runner as jobs  # noqa: PLC0415
 
     running = current(cfg)
     if running is not None:
@@ -45,7 +46,7 @@ def start(cfg: Config, gen_id: int) -> tuple[int, int]:
 
 
 def current(cfg: Config) -> dict[str, Any] | None:
-    from loop.jobs import pid_alive  # noqa: PLC0415
+    from loop.jobs.runner import pid_alive  # noqa: PLC0415
 
     with session(cfg.db_url) as s:
         job = get_meta(s, "eval_job")
@@ -53,7 +54,7 @@ def current(cfg: Config) -> dict[str, Any] | None:
 
 
 def run(cfg: Config, job: dict[str, Any], events: EventLog) -> dict[str, Any]:
-    from loop.pipeline import evaluate, parent_recall, store_results  # noqa: PLC0415
+    from loop.jobs.pipeline import evaluate, parent_recall, store_results  # noqa: PLC0415
 
     gen_id = job["gen"]
     with session(cfg.db_url) as s:

@@ -15,7 +15,8 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import select
 
-from loop import artifacts, dataset
+from loop import artifacts
+from loop.data import dataset
 from loop.config import Config
 from loop.errors import OperationFailed, UserError
 from store.db import active_gen, get_meta, session, set_meta
@@ -110,9 +111,9 @@ def launch(folder: Path) -> int:
     """Start `python -m loop.job FOLDER` in its own session, so closing a terminal or the UI does not stop it."""
     log = (folder / "log.txt").open("ab")
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "loop.job", str(folder)], stdout=log, stderr=subprocess.STDOUT,
+    proc = subprocess.Popen([sys.executable, "-m", "loop.jobs.child", str(folder)], stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True, env=env)
     _children[proc.pid] = proc
     return proc.pid
@@ -129,7 +130,7 @@ def spawn(cfg: Config, gen_id: int, folder: Path) -> int:
 
 def start_eval(cfg: Config, gen_id: int) -> tuple[int, int]:
     """Run a finished generation's evals again in a job; see loop.reeval."""
-    from loop import reeval  # noqa: PLC0415
+    from loop.jobs import reeval  # noqa: PLC0415
 
     return reeval.start(cfg, gen_id)
 

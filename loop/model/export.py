@@ -50,7 +50,7 @@ def export_gguf(hf_dir: Path, out_path: Path, template_gguf: Path | None, dtype:
     if template_gguf is not None and not Path(template_gguf).is_file():
         raise UserError(f"parent GGUF not found: {template_gguf}")
 
-    from loop import gguf_meta
+    from loop.model import gguf_meta
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.tmp-{os.getpid()}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import UserError
-from loop.train import Cancelled, _progress_callback, _save_atomically, json_lines, load_model, lora_config
+from loop.train.sft import Cancelled, _progress_callback, _save_atomically, json_lines, load_model, lora_config
 
 __all__ = ["Cancelled", "read_pairs", "train_dpo"]
 

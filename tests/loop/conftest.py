@@ -26,7 +26,7 @@ def base_gguf() -> Path:
 @pytest.fixture(scope="session")
 def g0_hf_dir(tmp_path_factory, base_gguf) -> Path:
     """The base model as an fp32 HF folder (about 15 s)."""
-    from loop.convert import load_base_to_hf
+    from loop.model.convert import load_base_to_hf
 
     return load_base_to_hf(base_gguf, tmp_path_factory.mktemp("g0") / "hf")
 
@@ -34,7 +34,7 @@ def g0_hf_dir(tmp_path_factory, base_gguf) -> Path:
 @pytest.fixture(scope="session")
 def g0_gguf(g0_hf_dir, base_gguf) -> Path:
     """Generation 0 exported back to an f16 GGUF, with the base GGUF as its parent (about 7 s)."""
-    from loop.export import export_gguf
+    from loop.model.export import export_gguf
 
     out = g0_hf_dir.parent / "g0.f16.gguf"
     export_gguf(g0_hf_dir, out, base_gguf, "f16")

@@ -4,7 +4,7 @@ import json
 
 from sqlmodel import select
 
-from loop import dataset
+from loop.data import dataset
 from store.db import session
 from store.tables import Conversation, EvalResult
 from tests.helpers import add_conversation, add_generation, add_probe, make_workspace

@@ -10,9 +10,9 @@ import torch
 from sqlmodel import select
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from loop import dataset
-from loop.dpo import Cancelled, train_dpo
-from loop.train import load_model
+from loop.data import dataset
+from loop.train.dpo import Cancelled, train_dpo
+from loop.train.sft import load_model
 from store.db import session
 from store.tables import Conversation
 from tests.helpers import add_conversation, add_generation, make_workspace
@@ -157,7 +157,8 @@ def test_no_corrections_write_an_empty_pairs_file(tmp_path):
 def test_pipeline_stage_swaps_the_dpo_folder_into_place(sft_dir, tmp_path):
     import shutil
 
-    from loop import artifacts, pipeline
+    from loop import artifacts
+    from loop.jobs import pipeline
     from loop.events import NullEvents
 
     cfg = make_workspace(tmp_path, train={"dpo": True})

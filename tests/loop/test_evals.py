@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from loop import evals
+from loop.evals import probes as evals
 from loop.errors import OperationFailed, UserError
-from loop.llm import Runner
-from loop.scoring import keyword_pass, normalize, stated_confidences
+from loop.model.llm import Runner
+from loop.evals.scoring import keyword_pass, normalize, stated_confidences
 
 ROOT = Path(__file__).resolve().parents[2]
 JAPAN = [{"role": "user", "content": "What is the capital of Japan?"}]

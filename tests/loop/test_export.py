@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from gguf import GGUFReader, GGUFWriter, quants
 
-from loop.convert import load_base_to_hf
+from loop.model.convert import load_base_to_hf
 from loop.errors import UserError
-from loop.export import export_gguf, permute_rotary, unpermute_rotary
+from loop.model.export import export_gguf, permute_rotary, unpermute_rotary
 from loop.hashing import sha256_file
 
 PROMPTS = [

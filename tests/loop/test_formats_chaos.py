@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from loop import ingest
-from loop.formats import BadRecord, Options, Record, detect
+from loop.inbox import ingest
+from loop.inbox.formats import BadRecord, Options, Record, detect
 from store.db import session
 from store.tables import Conversation
 from tests.helpers import make_workspace

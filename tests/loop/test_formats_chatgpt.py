@@ -4,7 +4,7 @@ import json
 import shutil
 from pathlib import Path
 
-from loop.formats import BadRecord, Options, Record, detect
+from loop.inbox.formats import BadRecord, Options, Record, detect
 
 EXPORT = Path(__file__).resolve().parents[1] / "fixtures" / "inbox" / "chatgpt" / "conversations.json"
 

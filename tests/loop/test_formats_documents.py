@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from loop import dataset, ingest
-from loop.formats import BadFile, Options, Record, detect
+from loop.data import dataset
+from loop.inbox import ingest
+from loop.inbox.formats import BadFile, Options, Record, detect
 from store.db import session
 from store.tables import Conversation
 from tests.helpers import make_workspace

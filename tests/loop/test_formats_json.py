@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from loop.formats import BadFile, BadRecord, Options, Record, detect
-from loop.formats.jsondoc import values
+from loop.inbox.formats import BadFile, BadRecord, Options, Record, detect
+from loop.inbox.formats.jsondoc import values
 
 CHAT = {"messages": [{"role": "user", "content": "How full is /var on web-02?"},
                      {"role": "assistant", "content": "78%: 9 GB free of 40 GB."}]}

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from loop.formats import BadRecord, Options, Record, detect
+from loop.inbox.formats import BadRecord, Options, Record, detect
 
 CHAINS = Path(__file__).resolve().parents[1] / "fixtures" / "inbox" / "reasoning.jsonl"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from loop.formats import BadFile, BadRecord, Options, Record, detect
+from loop.inbox.formats import BadFile, BadRecord, Options, Record, detect
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "inbox"
 MB = 1 << 20

@@ -2,7 +2,7 @@
 
 from types import SimpleNamespace
 
-from loop.gate import decide, stop_rule
+from loop.evals.gate import decide, stop_rule
 
 GATES = SimpleNamespace(recall_min=0.9, recall_margin=0.05, generalization_min=0.85, style_drift_max=2,
                         require_approval=False)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from loop import config, ingest, workspace
+from loop import config, workspace
+from loop.inbox import ingest
 from loop.hashing import canonical, sha256_text
 from store.db import session
 from store.tables import Conversation, InboxFile
@@ -205,7 +206,7 @@ def test_a_file_named_on_the_command_line_stays_where_it_is(tmp_path):
 
 
 def test_a_reader_that_fails_unexpectedly_quarantines_its_file_and_the_rest_go_on(tmp_path, monkeypatch):
-    from loop.formats import shapes
+    from loop.inbox.formats import shapes
 
     cfg = make_workspace(tmp_path)
     drop(cfg, "a.jsonl", chat("boom?", "x") + "\n")

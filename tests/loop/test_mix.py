@@ -7,9 +7,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from loop import config, dataset, mix, workspace
+from loop import config, workspace
+from loop.data import dataset, mix
 from loop.errors import UserError
-from loop.lineage import pending_count
+from loop.data.lineage import pending_count
 from store.db import session
 from tests.helpers import add_conversation, add_generation
 

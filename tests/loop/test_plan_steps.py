@@ -1,6 +1,6 @@
 """How many steps a generation trains: never so few that rows of its dataset go unseen."""
 
-from loop.pipeline import plan_steps
+from loop.jobs.pipeline import plan_steps
 
 SETTINGS = {"steps": 60, "batch_size": 2, "grad_accum": 1}
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from loop import promotion
+from loop.jobs import promotion
 from loop.errors import UserError
 from store.db import active_gen, session
 from store.tables import Generation

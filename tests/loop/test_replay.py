@@ -2,9 +2,10 @@
 
 import pytest
 
-from loop import evals, replay
+from loop.evals import probes as evals
+from loop.data import replay
 from loop.errors import UserError
-from loop.scoring import normalize
+from loop.evals.scoring import normalize
 from tests.helpers import make_workspace
 
 PHRASES = ["I'm sorry", "as an AI"]

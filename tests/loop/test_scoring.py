@@ -2,7 +2,7 @@
 
 import pytest
 
-from loop.scoring import (
+from loop.evals.scoring import (
     corporate_hits, keyword_pass, matched_keyword, normalize, rouge_l_f1, stated_confidences,
 )
 

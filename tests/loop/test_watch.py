@@ -13,8 +13,8 @@ import pytest
 from sqlmodel import select
 
 from loop import config, workspace
-from loop.lineage import pending_karma
-from loop.watch import HOLD_SECONDS, RETRY_SECONDS, Settled
+from loop.data.lineage import pending_karma
+from loop.inbox.watch import HOLD_SECONDS, RETRY_SECONDS, Settled
 from store.db import session
 from store.tables import Conversation
 

@@ -6,7 +6,7 @@ import threading
 import pytest
 
 from loop.errors import OperationFailed
-from loop.watch import WatchLock, run_loop
+from loop.inbox.watch import WatchLock, run_loop
 from tests.helpers import make_workspace
 
 

@@ -37,7 +37,7 @@ def feedback_files(cfg) -> list[dict]:
 
 
 def karma(cfg) -> float:
-    from loop.lineage import pending_karma
+    from loop.data.lineage import pending_karma
 
     with session(cfg.db_url) as s:
         return pending_karma(s)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import loop.jobs
+import loop.jobs.runner
 import tui.screens.main as main_screen
 from tuikit import SIZE, make_app, noted, ready, select_gen, store, wait_for
 

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlmodel import select
 
-from loop import feedback, ingest
+from loop.inbox import feedback, ingest
 from loop.errors import UserError
 from store.db import session
 from store.tables import Conversation

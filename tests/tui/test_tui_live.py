@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from loop import promotion
+from loop.jobs import promotion
 from store.db import session
 from store.tables import Event
 from tuikit import SIZE, make_app, noted, ready, screen_text, store, wait_for

@@ -13,20 +13,20 @@ from loop.errors import OperationFailed, UserError
 
 
 def approve(cfg: Config, gen_id: int) -> dict[str, Any]:
-    from loop import promotion  # noqa: PLC0415
+    from loop.jobs import promotion  # noqa: PLC0415
 
     return promotion.approve(cfg, gen_id)
 
 
 def reject(cfg: Config, gen_id: int) -> dict[str, Any]:
-    from loop import promotion  # noqa: PLC0415
+    from loop.jobs import promotion  # noqa: PLC0415
 
     return promotion.reject(cfg, gen_id)
 
 
 def rollback(cfg: Config) -> dict[str, Any]:
     """Make the active generation's parent active; the result says where from, for the undo."""
-    from loop import promotion  # noqa: PLC0415
+    from loop.jobs import promotion  # noqa: PLC0415
     from store.db import get_meta, session  # noqa: PLC0415
 
     result = promotion.rollback(cfg)
@@ -37,13 +37,13 @@ def rollback(cfg: Config) -> dict[str, Any]:
 
 def undo_rollback(cfg: Config, from_gen: int, to_gen: int) -> dict[str, Any]:
     """Put back the generation a rollback moved away from, if nothing else moved the pointer since."""
-    from loop import promotion  # noqa: PLC0415
+    from loop.jobs import promotion  # noqa: PLC0415
 
     return promotion.undo_rollback(cfg) | {"from": from_gen, "to": to_gen}
 
 
 def train(cfg: Config) -> dict[str, Any]:
-    from loop import jobs  # noqa: PLC0415
+    from loop.jobs import runner as jobs  # noqa: PLC0415
 
     gen_id, pid = jobs.start(cfg)
     return {"gen": gen_id, "pid": pid, "message": f"G{gen_id}: training started (pid {pid})"}
@@ -51,7 +51,7 @@ def train(cfg: Config) -> dict[str, Any]:
 
 def evaluate(cfg: Config, gen_id: int) -> dict[str, Any]:
     """Ask the engine to run a generation's evals again, in a job like training."""
-    from loop import jobs  # noqa: PLC0415
+    from loop.jobs import runner as jobs  # noqa: PLC0415
 
     start = getattr(jobs, "start_eval", None)
     if start is None:
@@ -62,7 +62,7 @@ def evaluate(cfg: Config, gen_id: int) -> dict[str, Any]:
 
 
 def cancel(cfg: Config) -> dict[str, Any]:
-    from loop import jobs  # noqa: PLC0415
+    from loop.jobs import runner as jobs  # noqa: PLC0415
 
     job = jobs.cancel(cfg)
     if job is None:
@@ -71,7 +71,7 @@ def cancel(cfg: Config) -> dict[str, Any]:
 
 
 def ingest(cfg: Config, paths: list[Path] | None = None) -> dict[str, Any]:
-    from loop import ingest as inbox  # noqa: PLC0415
+    from loop.inbox import ingest as inbox  # noqa: PLC0415
 
     r = inbox.ingest(cfg, paths)
     message = (f"ingested {r['ingested']} record(s), {r['duplicates']} duplicate(s), {r['bad_records']} bad; "
@@ -81,7 +81,7 @@ def ingest(cfg: Config, paths: list[Path] | None = None) -> dict[str, Any]:
 
 def feedback(cfg: Config, kind: str, exchange: dict[str, Any], better: str | None = None) -> dict[str, Any]:
     """Write a marked exchange into the inbox and ingest it at once, so its karma counts now."""
-    from loop import feedback as fb  # noqa: PLC0415
+    from loop.inbox import feedback as fb  # noqa: PLC0415
 
     inbox, gen, raw = cfg.inbox_dir, exchange.get("gen_id"), bool(exchange.get("raw"))
     if kind == "good":
@@ -108,7 +108,7 @@ def describe(error: BaseException | None) -> str:
 
 
 def default_runner(gguf_path: Path, threads: int, context: int, seed: int) -> Any:
-    from loop.llm import Runner  # noqa: PLC0415 - llama.cpp loads in the chat worker, on first use
+    from loop.model.llm import Runner  # noqa: PLC0415 - llama.cpp loads in the chat worker, on first use
 
     return Runner(gguf_path, threads=threads, context=context, seed=seed)
 

@@ -48,7 +48,7 @@ def current_signature(cfg: Config) -> tuple[Any, ...]:
 
 def fast(cfg: Config, offset: int, limit: int, after_event: int | None) -> FastRead:
     """The ladder page, the job, and the events after `after_event` (None: first read, take the job's history)."""
-    from loop.jobs import pid_alive  # noqa: PLC0415
+    from loop.jobs.runner import pid_alive  # noqa: PLC0415
 
     with session(cfg.db_url) as s:
         sig = signature(s)
@@ -132,7 +132,7 @@ def _settings(text: str) -> tuple[tuple[str, Any], ...]:
 
 def inbox_signature(cfg: Config) -> tuple[Any, ...]:
     """Cheap values that change when files arrive, are ingested or quarantined, or the lineage moves."""
-    from loop.ingest import QUARANTINE  # noqa: PLC0415
+    from loop.inbox.ingest import QUARANTINE  # noqa: PLC0415
 
     with session(cfg.db_url) as s:
         files = s.exec(select(func.max(InboxFile.id))).one()
@@ -150,8 +150,8 @@ def inbox_signature(cfg: Config) -> tuple[Any, ...]:
 
 def inbox(cfg: Config, limit: int = 200, max_quarantined: int = 100) -> Inbox:
     """The newest inbox files, counts by status, conversation totals and karma; never loads conversations."""
-    from loop.ingest import QUARANTINE, inbox_files  # noqa: PLC0415
-    from loop.lineage import pending_count, pending_karma  # noqa: PLC0415
+    from loop.inbox.ingest import QUARANTINE, inbox_files  # noqa: PLC0415
+    from loop.data.lineage import pending_count, pending_karma  # noqa: PLC0415
 
     with session(cfg.db_url) as s:
         files = s.exec(select(InboxFile).order_by(col(InboxFile.id).desc()).limit(limit)).all()

@@ -117,7 +117,7 @@ def check_text(head: bytes, strict: bool = True) -> None:
 
 
 # Importing the format modules registers them, in order of precedence.
-from loop.formats import zips  # noqa: E402,F401  binary magic, checked first
-from loop.formats import jsonl  # noqa: E402,F401  one JSON object per line
-from loop.formats import jsondoc  # noqa: E402,F401  one JSON document: a list or an object
-from loop.formats import documents  # noqa: E402,F401  any other UTF-8 text
+from loop.inbox.formats import zips  # noqa: E402,F401  binary magic, checked first
+from loop.inbox.formats import jsonl  # noqa: E402,F401  one JSON object per line
+from loop.inbox.formats import jsondoc  # noqa: E402,F401  one JSON document: a list or an object
+from loop.inbox.formats import documents  # noqa: E402,F401  any other UTF-8 text

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from loop.formats import Record
-from loop.formats.common import BadShape, common_fields, meta_of
+from loop.inbox.formats import Record
+from loop.inbox.formats.common import BadShape, common_fields, meta_of
 
 PARTS = {"tools_available", "internal_dialogue", "confidence_trajectory", "reality_breaks", "final_outcome"}
 VOICE_ORDER = ("optimizer", "skeptic", "creative", "pragmatist")

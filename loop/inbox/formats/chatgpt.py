@@ -10,8 +10,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from loop.formats import Record
-from loop.formats.common import BadShape, require_answer, tool_call
+from loop.inbox.formats import Record
+from loop.inbox.formats.common import BadShape, require_answer, tool_call
 
 # Content types that are the model's private reasoning, memory or UI state, not turns of the conversation.
 SKIPPED = {"thoughts", "reasoning_recap", "user_editable_context", "model_editable_context", "app_pairing_content"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from loop.formats import Record
-from loop.formats.common import BadShape, require_answer, tool_call
+from loop.inbox.formats import Record
+from loop.inbox.formats.common import BadShape, require_answer, tool_call
 
 ROLE_OF = {"human": "user", "user": "user", "assistant": "assistant"}
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loop.formats import MB, BadFile, BadRecord, Options, Record, register, shapes
+from loop.inbox.formats import MB, BadFile, BadRecord, Options, Record, register, shapes
 
 CHUNK = 1 << 18  # characters read at a time
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".log", ".text"}

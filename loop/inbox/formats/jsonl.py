@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from loop.formats import MB, BadRecord, Options, Record, register, shapes
+from loop.inbox.formats import MB, BadRecord, Options, Record, register, shapes
 
 
 class JsonLines:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from loop.formats import Record
-from loop.formats.common import BadShape, common_fields, meta_of
+from loop.inbox.formats import Record
+from loop.inbox.formats.common import BadShape, common_fields, meta_of
 
 ISSUE_KEYS = ("issue", "input", "question", "scenario")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from loop.formats import BadRecord, Options, Record
-from loop.formats import chatgpt, chaos, claude, reasoning, sharegpt
-from loop.formats.common import BadShape, check_messages, common_fields, meta_of, need_text
+from loop.inbox.formats import BadRecord, Options, Record
+from loop.inbox.formats import chatgpt, chaos, claude, reasoning, sharegpt
+from loop.inbox.formats.common import BadShape, check_messages, common_fields, meta_of, need_text
 
 EXPECTED = ("'messages', 'conversations', 'instruction'+'output', 'prompt'+'completion', "
             "'prompt'+'chosen'+'rejected', a CHAOS 'scenario', a reasoning 'issue'+'chain', "
