@@ -201,6 +201,6 @@ def test_empty_evals_measure_nothing(runner):
 
 
 def test_loop_modules_import_without_llama_cpp():
-    code = ("import sys, loop.llm, loop.evals, loop.scoring; "
+    code = ("import sys, loop.model.llm, loop.evals.probes, loop.evals.scoring; "
             "assert 'llama_cpp' not in sys.modules, 'llama_cpp imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

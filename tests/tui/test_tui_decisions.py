@@ -78,7 +78,7 @@ async def test_an_engine_refusal_is_a_notification_not_a_crash(ws):
 
 async def test_train_key_starts_a_job_through_the_engine(ws, monkeypatch):
     started = []
-    monkeypatch.setattr(loop.jobs, "start", lambda cfg, steps=None: started.append(cfg.path) or (6, 4242))
+    monkeypatch.setattr(loop.jobs.runner, "start", lambda cfg, steps=None: started.append(cfg.path) or (6, 4242))
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
@@ -95,8 +95,8 @@ async def test_cancel_needs_a_second_press_and_stops_the_job(running_job):
         pid = store(running_job)[0][6].job_pid
         await pilot.press("x")
         await pilot.pause(0.3)
-        assert loop.jobs.pid_alive(pid), "one press only warns"
+        assert loop.jobs.runner.pid_alive(pid), "one press only warns"
         assert noted(app, "Press the key again")
         await pilot.press("x")
-        await wait_for(pilot, lambda: not loop.jobs.pid_alive(pid))
+        await wait_for(pilot, lambda: not loop.jobs.runner.pid_alive(pid))
         await wait_for(pilot, lambda: noted(app, "asked G6 to stop"))
