@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from loop.inbox.formats import Record
+from loop.inbox.formats.base import Record
 from loop.inbox.formats.common import BadShape, common_fields, meta_of
 
 PARTS = {"tools_available", "internal_dialogue", "confidence_trajectory", "reality_breaks", "final_outcome"}

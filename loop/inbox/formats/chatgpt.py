@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from loop.inbox.formats import Record
+from loop.inbox.formats.base import Record
 from loop.inbox.formats.common import BadShape, require_answer, tool_call
 
 # Content types that are the model's private reasoning, memory or UI state, not turns of the conversation.

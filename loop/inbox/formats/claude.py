@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from loop.inbox.formats import Record
+from loop.inbox.formats.base import Record
 from loop.inbox.formats.common import BadShape, require_answer, tool_call
 
 ROLE_OF = {"human": "user", "user": "user", "assistant": "assistant"}

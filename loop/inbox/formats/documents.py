@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loop.inbox.formats import BadFile, BadRecord, Options, Record, register
+from loop.inbox.formats.base import BadFile, BadRecord, Options, Record, register
 
 SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".text", ".log", ""}
 FRONT_KEYS = ("stage", "domain", "title", "persona")

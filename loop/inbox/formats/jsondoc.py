@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from loop.inbox.formats import MB, BadFile, BadRecord, Options, Record, register, shapes
+from loop.inbox.formats.base import MB, BadFile, BadRecord, Options, Record, register
+from loop.inbox.formats import shapes
 
 CHUNK = 1 << 18  # characters read at a time
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst", ".log", ".text"}
@@ -25,6 +26,14 @@ class Invalid(Exception):
     def __init__(self, message: str, line: int, column: int | None):
         where = f"line {line}" + (f", column {column}" if column else "")
         super().__init__(f"invalid JSON at {where} ({message.removesuffix(' at').removesuffix(' starting')})")
+
+
+class TooDeep(Exception):
+    """A value nested deeper than the decoder can go; it was stepped over and is carried as text."""
+
+    def __init__(self, raw: str):
+        super().__init__("nested too deeply to read")
+        self.raw = raw
 
 
 class Reader:
@@ -82,6 +91,8 @@ class Reader:
         while True:
             try:
                 obj, end = self.decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise TooDeep(self.skip()) from None
             except json.JSONDecodeError as e:
                 near_end = e.pos >= len(self.buf) - 64 or e.msg.startswith("Unterminated string")
                 if self.eof or not near_end:
@@ -96,6 +107,41 @@ class Reader:
                               f"{self.max_item // MB} MB (inbox.max_record_mb); split the file or raise the limit")
             self.pos = end
             return obj
+
+    def skip(self) -> str:
+        """Step over one JSON value without decoding it (brackets counted, strings respected); return its text."""
+        start, i, depth, in_string, escaped = self.pos, self.pos, 0, False, False
+        while True:
+            if i >= len(self.buf):
+                if not self.more():
+                    raise Invalid("unexpected end of the file inside a value", *self.where(start))
+                continue
+            c = self.buf[i]
+            i += 1
+            if in_string:
+                escaped, in_string = (False, True) if escaped else (c == "\\", c != '"')
+            elif c == '"':
+                in_string = True
+            elif c in "[{":
+                depth += 1
+            elif c in "]}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif depth == 0 and c in ",]" + WS:
+                i -= 1
+                break
+            if i - start > self.max_item:
+                raise BadFile(f"one JSON value at line {self.where(start)[0]} is larger than "
+                              f"{self.max_item // MB} MB (inbox.max_record_mb); split the file or raise the limit")
+        self.pos = i
+        return self.buf[start:i]
+
+    def rest(self) -> str:
+        """What is left of the file from the current position, at most one record's size (for the bad-records file)."""
+        while len(self.buf) - self.pos < self.max_item and self.more():
+            pass
+        return self.buf[self.pos:self.pos + self.max_item]
 
     def _grow(self) -> None:
         pending = len(self.buf) - self.pos
@@ -123,9 +169,14 @@ def values(path: Path, max_item: int) -> Iterator[tuple[int, Any] | BadRecord]:
             while True:
                 if not in_list and r.peek() == "":
                     return
-                value = r.value()
-                n += 1
-                yield n, value
+                try:
+                    value = r.value()
+                except TooDeep as e:
+                    n += 1
+                    yield BadRecord(n, f"item {n}: JSON nested too deeply to read; flatten the record", e.raw)
+                else:
+                    n += 1
+                    yield n, value
                 if in_list:
                     r.take(",]", "',' or ']' after an item")
                     if r.buf[r.pos - 1] == "]":
@@ -135,7 +186,7 @@ def values(path: Path, max_item: int) -> Iterator[tuple[int, Any] | BadRecord]:
         except Invalid as e:
             if n == 0:
                 raise BadFile(str(e)) from None
-            yield BadRecord(n + 1, f"item {n + 1} onwards: {e}; the items before it were read", "")
+            yield BadRecord(n + 1, f"item {n + 1} onwards: {e}; the items before it were read", r.rest())
 
 
 class JsonDocument:

@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from loop.inbox.formats import MB, BadRecord, Options, Record, register, shapes
+from loop.inbox.formats.base import MB, BadRecord, Options, Record, register
+from loop.inbox.formats import shapes
 
 
 class JsonLines:
@@ -52,7 +53,13 @@ class JsonLines:
                     what = e.msg.removesuffix(" at").removesuffix(" starting")
                     yield BadRecord(number, f"line {number}: invalid JSON ({what} at column {e.colno})", line)
                     continue
-                yield shapes.from_object(obj, number, line, opts, where=f"line {number}")
+                except RecursionError:
+                    yield BadRecord(number, f"line {number}: JSON nested too deeply to read; flatten the record", line)
+                    continue
+                try:
+                    yield shapes.from_object(obj, number, line, opts, where=f"line {number}")
+                except RecursionError:
+                    yield BadRecord(number, f"line {number}: a record nested too deeply to read; flatten it", line)
 
 
 def _show(raw: bytes) -> str:

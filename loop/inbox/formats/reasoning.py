@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loop.inbox.formats import Record
+from loop.inbox.formats.base import Record
 from loop.inbox.formats.common import BadShape, common_fields, meta_of
 
 ISSUE_KEYS = ("issue", "input", "question", "scenario")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from loop.inbox.formats import BadRecord, Options, Record
+from loop.inbox.formats.base import BadRecord, Options, Record
 from loop.inbox.formats import chatgpt, chaos, claude, reasoning, sharegpt
 from loop.inbox.formats.common import BadShape, check_messages, common_fields, meta_of, need_text
 

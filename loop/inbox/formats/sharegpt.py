@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from loop.inbox.formats import Record
+from loop.inbox.formats.base import Record
 from loop.inbox.formats.common import BadShape, common_fields, meta_of, need_text, require_answer, tool_call
 
 # The speaker names seen in ShareGPT-style datasets, and the role each one plays.

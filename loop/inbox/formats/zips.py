@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from loop.inbox.formats import MB, BadFile, BadRecord, Options, Record, detect, register
+from loop.inbox.formats.base import MB, BadFile, BadRecord, Options, Record, detect, register
 
 READABLE = {".json", ".jsonl", ".ndjson", ".md", ".markdown", ".txt"}
 EXPORT_FILE = "conversations.json"  # what both the ChatGPT and the Claude export call their conversations
