@@ -9,7 +9,8 @@ import torch
 from peft import get_peft_model
 from transformers import AutoTokenizer, get_scheduler, set_seed
 
-from loop.train.sft import load_model, lora_config, prepare_examples
+from loop.train.backends import load_model, lora_config
+from loop.train.examples import prepare_examples
 
 
 def pad_batch(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:

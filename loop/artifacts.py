@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, select
 
 from loop.config import Config
+from loop.errors import UserError
 from loop.hashing import sha256_file
 from store.db import active_gen
 from store.ledger import write_atomic
@@ -44,28 +45,65 @@ def write_manifest(folder: Path, config: dict[str, Any], **fields: Any) -> Path:
     return target
 
 
-def prune_weights(cfg: Config, s: Session) -> list[int]:
-    """Drop fp32 folders beyond the newest keep_full_weights; the active one always stays.
+def stored(cfg: Config, path: Path) -> str:
+    """A path as the store keeps it: relative to the workspace, so a moved or copied workspace finds its own files."""
+    path = Path(path).absolute()
+    try:
+        return path.relative_to(cfg.root).as_posix()
+    except ValueError:
+        return str(path)  # outside the workspace (a models folder configured elsewhere)
 
+
+def local(cfg: Config, value: str | None) -> Path | None:
+    """A stored path as a path on this machine, in this workspace."""
+    return cfg.resolve(value) if value else None
+
+
+def prune_weights(cfg: Config, s: Session) -> list[Path]:
+    """Unlink fp32 folders beyond the newest keep_full_weights from the store; the active one always stays.
+
+    Returns the folders to delete, which the caller removes only after the store no longer names
+    them (after the commit): a crash in between leaves a stray folder, never a row pointing at nothing.
     A pruned generation keeps its GGUF, from which its weights are rebuilt when needed.
     """
     keep = cfg.model.keep_full_weights
     active = active_gen(s)
     with_weights = s.exec(select(Generation).where(Generation.weights_path != None).order_by(Generation.id.desc())).all()  # noqa: E711
-    pruned = []
+    doomed = []
     for g in with_weights[keep:]:
         if g.id == active or g.status == "training":
             continue
-        shutil.rmtree(g.weights_path, ignore_errors=True)
+        doomed.append(local(cfg, g.weights_path))
         g.weights_path = None
         s.add(g)
-        pruned.append(g.id)
-    return pruned
+    return doomed
+
+
+def delete_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def verified_gguf(cfg: Config, g: Generation) -> Path:
+    """The generation's GGUF, refused unless its SHA-256 is still the one in the ledger."""
+    path = local(cfg, g.gguf_path)
+    if path is None or not path.is_file():
+        raise UserError(f"G{g.id} has no GGUF file ({g.gguf_path or 'never exported'}); choose another generation")
+    if g.child_sha and sha256_file(path) != g.child_sha:
+        raise UserError(f"G{g.id}'s GGUF ({g.gguf_path}) no longer matches the SHA-256 in the ledger "
+                        f"({g.child_sha[:12]}…): it was changed or damaged; restore it, or use another generation")
+    return path
 
 
 def remove_partial(cfg: Config, gen_id: int) -> None:
-    """A generation that did not finish leaves no weights or GGUF behind that could be mistaken for it."""
-    shutil.rmtree(weights_dir(cfg, gen_id), ignore_errors=True)
+    """A generation that did not finish leaves no weights or GGUF behind that could be mistaken for it.
+
+    That is its fp32 folder and the DPO stage's copies of it (hf.sft, hf.dpo), every GGUF, and
+    the hidden temporary files and folders of a write cut short; the job folder stays, to read.
+    """
+    weights = weights_dir(cfg, gen_id)
+    for folder in [weights, *weights.parent.glob(weights.name + ".*")]:
+        shutil.rmtree(folder, ignore_errors=True)
     for f in gen_dir(cfg, gen_id).glob("*.gguf"):
         f.unlink(missing_ok=True)
     for f in gen_dir(cfg, gen_id).glob(".*"):

@@ -1,4 +1,4 @@
-"""Load and validate a workspace's config.toml against the shipped, commented default."""
+"""Load and validate a workspace's config.toml: the shipped, commented default, the user's keys over it, one schema."""
 
 from __future__ import annotations
 
@@ -9,26 +9,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from loop import places, schema
 from loop.errors import UserError
 
 TEMPLATE = Path(__file__).parent / "assets" / "config.toml"
-
-# Keys whose value must be one of a few words.
-CHOICES = {
-    ("model", "export_dtype"): {"f16", "q8_0"},
-    ("train", "lr_scheduler"): {"cosine", "linear", "constant"},
-    ("train", "backend"): {"auto", "trl", "unsloth"},
-}
-# Keys that accept either a word or a list of words.
-WORD_OR_LIST = {("train", "target_modules")}
-# Keys that must be positive (> 0); ratios must lie strictly between 0 and 1.
-POSITIVE = {
-    ("karma", "threshold"), ("train", "steps"), ("train", "learning_rate"), ("train", "batch_size"),
-    ("train", "grad_accum"), ("train", "max_length"), ("train", "lora_r"), ("train", "lora_alpha"),
-    ("eval", "threads"), ("eval", "context"), ("eval", "max_tokens"), ("stop_rule", "generations"),
-    ("model", "keep_full_weights"), ("train", "dpo_steps"), ("train", "dpo_beta"), ("train", "dpo_learning_rate"),
-}
-RATIOS = {("dataset", "holdout_ratio"), ("eval", "match_threshold")}
 
 
 def defaults() -> dict[str, Any]:
@@ -100,7 +84,11 @@ def load(path: str | Path) -> Config:
         raise UserError(f"{path}: not valid TOML ({e}); fix the file or copy the default from 'ladder init'") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
-    return Config(path, merge(defaults(), user, path.name))
+    data = merge(defaults(), user, path.name)
+    schema.check(data, path.name)
+    cfg = Config(path, data)
+    places.check(cfg)
+    return cfg
 
 
 def merge(base: dict[str, Any], user: dict[str, Any], where: str, prefix: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -117,46 +105,9 @@ def merge(base: dict[str, Any], user: dict[str, Any], where: str, prefix: tuple[
             if not isinstance(value, dict):
                 raise UserError(f"{where}: '{dotted}' must be a table [{dotted}]")
             if prefix + (key,) == ("karma", "weights"):
-                out[key] = {**default, **{k: _check(v, 1.0, f"{dotted}.{k}", where) for k, v in value.items()}}
+                out[key] = {**default, **value}
             else:
                 out[key] = merge(default, value, where, prefix + (key,))
         else:
-            out[key] = _check_key(prefix + (key,), value, default, dotted, where)
+            out[key] = value
     return out
-
-
-def _check_key(key: tuple[str, ...], value: Any, default: Any, dotted: str, where: str) -> Any:
-    if key in WORD_OR_LIST:
-        ok = isinstance(value, str) or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
-        if not ok:
-            raise UserError(f"{where}: '{dotted}' must be a word or a list of module names, got {value!r}")
-        return value
-    value = _check(value, default, dotted, where)
-    if key in CHOICES and value not in CHOICES[key]:
-        allowed = ", ".join(sorted(CHOICES[key]))
-        raise UserError(f"{where}: '{dotted}' is {value!r}; use one of {allowed}")
-    if key in POSITIVE and value <= 0:
-        raise UserError(f"{where}: '{dotted}' must be greater than 0, got {value!r}")
-    if key in RATIOS and not 0 < value < 1:
-        raise UserError(f"{where}: '{dotted}' must lie between 0 and 1, got {value!r}")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-        raise UserError(f"{where}: '{dotted}' must not be negative, got {value!r}")
-    return value
-
-
-def _check(value: Any, default: Any, dotted: str, where: str) -> Any:
-    want = type(default)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if want is list:
-        inner = {type(v) for v in default} or {str}
-        if not isinstance(value, list) or not all(type(v) in inner for v in value):
-            raise UserError(f"{where}: '{dotted}' must be a list of {_name(next(iter(inner)))}s, got {value!r}")
-        return value
-    if type(value) is not want:
-        raise UserError(f"{where}: '{dotted}' must be {_name(want)}, got {value!r}")
-    return value
-
-
-def _name(t: type) -> str:
-    return {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}.get(t, t.__name__)

@@ -14,9 +14,10 @@ from loop.config import Config
 from loop.errors import UserError
 from loop.events import EventLog, NullEvents
 from loop.hashing import sha256_file, sha256_records
-from loop.jobs.pipeline import detail_of, store_results
-from store import ledger
-from store.db import session, set_meta
+from loop.evals.generation import detail_of, store_results
+from loop.inbox.files import PROCESSED, QUARANTINE, claim_inbox
+from loop.jobs import writer
+from store.db import reading, set_meta
 from store.tables import Event, Generation, now
 
 BUILTIN_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -61,15 +62,18 @@ def create(folder: Path) -> Config:
     if not target.exists():
         shutil.copyfile(config.TEMPLATE, target)
     cfg = config.load(target)
-    for sub in (cfg.inbox_dir, cfg.inbox_dir / "processed", cfg.inbox_dir / "quarantine", cfg.models_dir):
-        sub.mkdir(parents=True, exist_ok=True)
+    cfg.models_dir.mkdir(parents=True, exist_ok=True)
+    if not cfg.inbox_dir.exists():  # an existing folder is the user's until claimed (see claim_inbox)
+        for sub in (PROCESSED, QUARANTINE):
+            (cfg.inbox_dir / sub).mkdir(parents=True, exist_ok=True)
+        claim_inbox(cfg)
     return cfg
 
 
 def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
     """Make generation 0 if the workspace has none: fp32 weights, the G0 GGUF, its probe evals."""
     events = events or NullEvents()
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         g0 = s.get(Generation, 0)
         if g0 is not None:
             return {"created": False, "gen": 0, "child_sha": g0.child_sha}
@@ -90,28 +94,28 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
         events.emit("stage", f"G0: exporting GGUF ({cfg.model.export_dtype})", stage="export")
         child_sha = export_gguf(hf, target, base if base.is_file() else None, cfg.model.export_dtype)
     events.emit("stage", "G0: asking the probe set and the tone probes", stage="eval")
-    probe_results, style_results, accuracy, drift = _probe(cfg, target)
+    probe_results, style_results, accuracy, drift = probe_base(cfg, target)
     if cfg.eval.recall_steady:
         events.emit("stage", "G0: asking the right answers again on a copy at the other precision", stage="eval")
         _mark_unsteady_under_rounding(cfg, probe_results, hf, base if base.is_file() else None)
     parent_sha = base_sha(base)
-    with session(cfg.db_url) as s:
+    with writer.lineage(cfg) as change:
+        s = change.s
         if s.get(Generation, 0) is not None:  # another process finished first
             return {"created": False, "gen": 0, "child_sha": s.get(Generation, 0).child_sha}
         s.add(Generation(id=0, parent_id=None, status="promoted", stage="done", parent_sha=parent_sha, child_sha=child_sha,
                          data_delta_sha=sha256_records([]), steps=0, lr=0.0,
                          walltime_min=round((time.monotonic() - started) / 60, 4), eval_recall=accuracy,
-                         eval_style_drift=drift, reason=f"base model {base.name}", gguf_path=str(target),
-                         weights_path=str(hf), finished_at=now(), config_json=json.dumps(cfg.data)))
+                         eval_style_drift=drift, reason=f"base model {base.name}",
+                         gguf_path=artifacts.stored(cfg, target), weights_path=artifacts.stored(cfg, hf),
+                         finished_at=now(), config_json=json.dumps(cfg.data)))
         store_results(s, 0, [("probe", r) for r in probe_results] + [("style", r) for r in style_results])
         set_meta(s, "active_gen", 0)
         right = sum(r["passed"] for r in probe_results)
         kept = sum(bool(r["detail"]["steady"]) for r in probe_results)
         s.add(Event(gen_id=0, kind="info", message=f"G0 ready: answers {right}/{len(probe_results)} probes right, "
                                                      f"{kept} of them steadily (kept as recall items)"))
-        s.flush()
-        ledger.export(s, cfg.ledger_csv)
-    artifacts.write_manifest(artifacts.gen_dir(cfg, 0), cfg.data, gen=0, base=str(base), parent_sha=parent_sha,
+    artifacts.write_manifest(artifacts.gen_dir(cfg, 0), cfg.data, gen=0, base=cfg.model.base if cfg.model.base == "builtin" else artifacts.stored(cfg, base), parent_sha=parent_sha,
                              child_sha=child_sha, probe_accuracy=accuracy, style_drift=drift)
     return {"created": True, "gen": 0, "child_sha": child_sha, "probes_right": right, "probes_kept": kept, "probes": len(probe_results),
             "style_drift": drift}
@@ -146,7 +150,7 @@ def _mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Pa
             r["detail"] = r["detail"] | {"steady": False, "wrong_when_rounded": a["answer"]}
 
 
-def _probe(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]:
+def probe_base(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]:
     from loop.evals import probes as evals  # noqa: PLC0415
     from loop.model.llm import Runner  # noqa: PLC0415
 

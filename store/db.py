@@ -1,31 +1,40 @@
-"""Engine and session setup: SQLite in WAL mode with a busy timeout, and versioned schema upgrades."""
+"""Engine and session setup: SQLite in WAL mode with a busy timeout, and versioned schema upgrades.
+
+Every unit of work that writes takes the database's write lock when it begins (SQLite's
+BEGIN IMMEDIATE), so a read followed by a write in one session can never lose an update
+or fail half-way with "database is locked": a second writer waits its turn instead. Reads
+that write nothing (the app's polling, `ladder status`) use `reading()`, which takes no lock.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from store import tables
 from store.tables import Meta
+from store.upgrades import SCHEMA_VERSION, UPGRADES
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = 60_000
+# One advisory lock key for the lineage of a database shared by several machines (PostgreSQL).
+LINEAGE_LOCK_KEY = 0x1ADDE5
 
 
-def _v1(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+class StoreError(Exception):
+    """The database cannot be used as configured; the message says what to do."""
 
+    exit_code = 2
 
-# Ordered upgrade steps; the schema version is the number of steps applied.
-UPGRADES: list[Callable[[Engine], None]] = [_v1]
-SCHEMA_VERSION = len(UPGRADES)
 
 _engines: dict[str, Engine] = {}
+_writing = threading.local()  # url -> a write session is open in this thread
 
 
 def engine_for(url: str) -> Engine:
@@ -33,16 +42,24 @@ def engine_for(url: str) -> Engine:
     if url in _engines:
         return _engines[url]
     is_sqlite = url.startswith("sqlite")
-    kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}} if is_sqlite else {}
-    engine = create_engine(url, **kwargs)
+    kwargs: dict[str, Any] = {"connect_args": {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}} \
+        if is_sqlite else {"pool_pre_ping": True}
+    try:
+        engine = create_engine(url, **kwargs)
+    except ModuleNotFoundError as e:
+        raise StoreError(f"'workspace.database' needs the Python package {e.name!r} for {url.split(':')[0]}, "
+                         "which is not installed: install it, or use the default sqlite:///ladder.db") from None
     if is_sqlite:
-        event.listen(engine, "connect", _sqlite_pragmas)
-    upgrade(engine)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    upgrade(engine, url)
     _engines[url] = engine
     return engine
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # The driver's own transaction handling begins late and never for a read; we begin ourselves.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -51,7 +68,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def upgrade(engine: Engine) -> int:
+def _sqlite_begin(conn) -> None:
+    conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get("ladder_read") else "BEGIN IMMEDIATE")
+
+
+def upgrade(engine: Engine, url: str = "") -> int:
     """Apply the upgrade steps this database has not had yet; return the version now."""
     assert tables  # the import registers the tables on SQLModel.metadata
     Meta.__table__.create(engine, checkfirst=True)
@@ -59,11 +80,11 @@ def upgrade(engine: Engine) -> int:
         row = s.get(Meta, "schema_version")
         current = int(row.value) if row else 0
     if current > SCHEMA_VERSION:
-        from loop.errors import UserError  # noqa: PLC0415 - only on this rare path
-
-        raise UserError(f"the database has schema version {current}, newer than this Ladder ({SCHEMA_VERSION}); upgrade Ladder")
+        raise StoreError(f"the database has schema version {current}, newer than this Ladder ({SCHEMA_VERSION}); "
+                         "upgrade Ladder")
     for step in UPGRADES[current:]:
-        step(engine)
+        with engine.begin() as conn:
+            step(conn, url)
     if current < SCHEMA_VERSION:
         with Session(engine) as s:
             s.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
@@ -72,15 +93,38 @@ def upgrade(engine: Engine) -> int:
 
 
 @contextmanager
-def session(url: str) -> Iterator[Session]:
-    """One short session per unit of work; commits on success, rolls back on error."""
-    with Session(engine_for(url), expire_on_commit=False) as s:
+def session(url: str, lineage: bool = False) -> Iterator[Session]:
+    """One short unit of work that may write; commits on success, rolls back on error.
+
+    It holds the database's write lock from its first statement. With `lineage`, it also
+    takes the lineage's lock where the database is shared across machines (PostgreSQL),
+    where a file lock on one machine cannot reach.
+    """
+    engine = engine_for(url)
+    if getattr(_writing, url, False) and engine.dialect.name == "sqlite":
+        # The outer session holds the write lock this one would wait for: fail now, not after the busy timeout.
+        raise RuntimeError("a write session inside another on the same database in one thread would wait for "
+                           "itself; read with store.db.reading() or finish the outer session first")
+    setattr(_writing, url, True)
+    with Session(engine, expire_on_commit=False) as s:
         try:
+            if lineage and engine.dialect.name == "postgresql":
+                s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=LINEAGE_LOCK_KEY))
             yield s
             s.commit()
         except BaseException:
             s.rollback()
             raise
+        finally:
+            setattr(_writing, url, False)
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Session]:
+    """A unit of work that only reads: it takes no write lock, and nothing it changes is kept."""
+    # Closing ends the transaction without expiring what was read (a rollback would), so the rows stay usable.
+    with Session(engine_for(url).execution_options(ladder_read=True), expire_on_commit=False) as s:
+        yield s
 
 
 def get_meta(s: Session, key: str, default: Any = None) -> Any:
@@ -102,4 +146,5 @@ def dispose_all() -> None:
     _engines.clear()
 
 
-__all__ = ["engine_for", "session", "get_meta", "set_meta", "active_gen", "select", "upgrade", "SCHEMA_VERSION"]
+__all__ = ["engine_for", "session", "reading", "get_meta", "set_meta", "active_gen", "select", "upgrade",
+           "SCHEMA_VERSION", "StoreError", "SQLModel"]

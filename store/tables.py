@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -28,9 +29,8 @@ class Conversation(SQLModel, table=True):
     quality: float = 0.0
     quality_reasons: str = "[]"  # JSON list of short reasons
     karma: float = 0.0
-    # Set when a generation's dataset takes this record as new data; "train" or "holdout".
-    gen_id: int | None = Field(default=None, index=True)
-    split: str | None = None
+    # The inbox file it came from; while that file's ingest is unfinished no generation may take it.
+    inbox_file_id: int | None = Field(default=None, index=True)
     meta: str = "{}"  # JSON: title, times, confidence trajectory, tags
     ingested_at: datetime = Field(default_factory=now, index=True)
 
@@ -42,12 +42,27 @@ class InboxFile(SQLModel, table=True):
     content_sha: str = Field(index=True, unique=True)
     name: str
     size: int
-    status: str  # ingested | partial | quarantined
+    status: str  # ingesting (not finished: its records are not trained on yet) | ingested | partial
     records: int = 0
     duplicates: int = 0
     bad: int = 0
     reason: str | None = None
     seen_at: datetime = Field(default_factory=now, index=True)
+
+
+class Membership(SQLModel, table=True):
+    """Which generation took which record, and how: new training data, held out, or replayed.
+
+    One row per (generation, record); nothing is overwritten, so a generation's data stays its own
+    whatever later generations take.
+    """
+
+    __table_args__ = (UniqueConstraint("gen_id", "conversation_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    gen_id: int = Field(index=True)
+    conversation_id: int = Field(index=True)
+    split: str = Field(index=True)  # train | holdout | replay
 
 
 class Generation(SQLModel, table=True):
@@ -78,10 +93,11 @@ class Generation(SQLModel, table=True):
     gates: str = "[]"  # JSON list of {name, value, op, threshold, passed}
     reason: str = ""  # why it was promoted, rejected, failed or rolled back
     override: bool = False  # approved by the user although a gate rejected it
+    # Paths are relative to the workspace folder, so a workspace can be moved or copied.
     gguf_path: str | None = None
     weights_path: str | None = None  # fp32 folder; None once pruned
     job_dir: str | None = None
-    job_pid: int | None = None
+    job_pid: int | None = None  # shown to the user; whether the job lives is its lock's to say
     config_json: str = "{}"
 
 

@@ -9,3 +9,27 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_template(tmp_path_factory):
+    """A workspace whose G0 is a tiny random Llama, made once; tests take copies of it (tiny_ws)."""
+    from tests import jobkit
+    from tests.helpers import add_probe
+
+    cfg = jobkit.make_template(tmp_path_factory.mktemp("tiny-template"))
+    add_probe(cfg, "known", True, steady=True)  # one recall item, so a child's recall is measured
+    return cfg.root
+
+
+@pytest.fixture
+def tiny_ws(tiny_template, tmp_path):
+    """A fresh copy of the tiny workspace, with a batch of conversations ingested."""
+    from tests import jobkit
+
+    cfg = jobkit.copy_workspace(tiny_template, tmp_path / "ws")
+    jobkit.feed(cfg)
+    return cfg

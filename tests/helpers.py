@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from loop import config, workspace
+from loop.hashing import sha256_file
 from store.db import session, set_meta
-from store.tables import Conversation, EvalResult, Generation
+from store.tables import Conversation, EvalResult, Generation, Membership
 
 
 def make_workspace(tmp_path: Path, **overrides: dict) -> config.Config:
@@ -23,8 +24,25 @@ def make_workspace(tmp_path: Path, **overrides: dict) -> config.Config:
     return cfg
 
 
+def fake_gguf(cfg: config.Config, gen_id: int) -> tuple[str, str]:
+    """A stand-in GGUF file for a generation row: (its path as the store keeps it, its SHA-256)."""
+    path = cfg.models_dir / f"gen-{gen_id:04d}" / "model.f16.gguf"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"GGUF" + f" generation {gen_id}".encode())
+    return path.relative_to(cfg.root).as_posix(), sha256_file(path)
+
+
+def sha_of(gen_id: int) -> str:
+    """The SHA-256 of the stand-in GGUF that add_generation writes for a generation."""
+    import hashlib  # noqa: PLC0415
+
+    return hashlib.sha256(b"GGUF" + f" generation {gen_id}".encode()).hexdigest()
+
+
 def add_generation(cfg: config.Config, gen_id: int, parent: int | None, status: str, **fields) -> Generation:
-    values = dict(parent_sha=f"sha-{parent}" if parent is not None else "base", child_sha=f"sha-{gen_id}",
+    """A generation row with a stand-in GGUF file whose SHA-256 the row holds, as a real one would."""
+    gguf, sha = fake_gguf(cfg, gen_id) if status not in ("training", "failed", "cancelled") else (None, None)
+    values = dict(parent_sha=sha_of(parent) if parent is not None else "base", child_sha=sha, gguf_path=gguf,
                   data_delta_sha=f"delta-{gen_id}", steps=10 if gen_id else 0, lr=2e-4 if gen_id else 0.0,
                   walltime_min=0.5, loss_start=2.0 if gen_id else None, loss_end=1.0 if gen_id else None,
                   eval_recall=0.95, eval_generalization=0.9 if gen_id else None, eval_style_drift=1, stage="done")
@@ -37,7 +55,9 @@ def add_generation(cfg: config.Config, gen_id: int, parent: int | None, status: 
     return g
 
 
-def add_conversation(cfg: config.Config, n: int, **fields) -> Conversation:
+def add_conversation(cfg: config.Config, n: int, gen_id: int | None = None, split: str | None = None,
+                     **fields) -> Conversation:
+    """A stored record; with gen_id and split, taken by that generation as that split (its membership)."""
     msgs = [{"role": "user", "content": f"question {n}?"}, {"role": "assistant", "content": f"Answer number {n}."}]
     values = dict(content_sha=f"c{n:06d}", kind="chat", source_format="jsonl", source_file="inbox/x.jsonl",
                   source_pos=n, messages=json.dumps(msgs), quality=1.0, karma=1.0)
@@ -45,6 +65,9 @@ def add_conversation(cfg: config.Config, n: int, **fields) -> Conversation:
     c = Conversation(**values)
     with session(cfg.db_url) as s:
         s.add(c)
+        s.flush()
+        if gen_id is not None:
+            s.add(Membership(gen_id=gen_id, conversation_id=c.id, split=split or "train"))
     return c
 
 

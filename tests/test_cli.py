@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import add_generation, make_workspace
+from tests.helpers import sha_of, add_generation, make_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def test_status_json_is_one_object(ws):
     p = ladder("status", "--json", "--config", ws.path)
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
-    assert data["active_gen"] == 0 and data["active_sha"] == "sha-0" and data["job"] is None
+    assert data["active_gen"] == 0 and data["active_sha"] == sha_of(0) and data["job"] is None
     assert {"karma", "karma_threshold", "generations"} <= data.keys()
 
 
@@ -49,7 +49,7 @@ def test_options_work_before_the_command_too(ws):
 
 def test_approve_rejected_generation_is_recorded_as_override(ws):
     p = ladder("approve", "1", "--json", "--config", ws.path)
-    assert json.loads(p.stdout) | {"message": ""} == {"active_gen": 1, "active_sha": "sha-1", "message": ""}
+    assert json.loads(p.stdout) | {"message": ""} == {"active_gen": 1, "active_sha": sha_of(1), "message": ""}
     ledger = ladder("ledger", "--json", "--config", ws.path)
     rows = {r["GEN_ID"]: r for r in json.loads(ledger.stdout)["rows"]}
     assert rows[1]["override"] == 1 and rows[1]["active"] == 1

@@ -55,6 +55,7 @@ def ws(tmp_path_factory) -> Path:
     assert out["created"] and out["gen"] == 0
     for f in DEMO.glob("*.jsonl"):
         shutil.copyfile(f, ws / "inbox" / f.name)
+    (ws / "ingest.json").write_text(ladder(ws, "ingest", "--json").stdout)  # every test below has data to train on
     return ws
 
 
@@ -89,18 +90,19 @@ def test_generation_zero_is_in_the_ledger_with_its_hashes(ws):
 
 
 def test_ingest_train_ledger_approve_rollback(ws):
-    got = as_json(ladder(ws, "ingest", "--json"))
+    got = json.loads((ws / "ingest.json").read_text())
     assert got["ingested"] >= 40 and got["quarantined"] == [] and got["karma"] > 0
-    g0_sha = as_json(ladder(ws, "status", "--json"))["active_sha"]
+    before = as_json(ladder(ws, "status", "--json"))
+    parent_sha, parent = before["active_sha"], before["active_gen"]  # G0, unless another test promoted a child
 
     result = as_json(ladder(ws, "train", "--json", "--steps", "3"))
-    assert result["gen"] == 1 and result["parent"] == 0 and result["status"] in ("active", "rejected", "candidate")
-    gen_dir = ws / "models" / "gen-0001"
+    assert result["parent"] == parent and result["status"] in ("active", "rejected", "candidate")
+    gen_dir = ws / "models" / f"gen-{result['gen']:04d}"
     gguf = next(gen_dir.glob("*.gguf"))
     assert result["child_sha"] == sha256_file(gguf)
 
-    row = ledger_rows(ws)["1"]
-    assert row["parent_sha"] == g0_sha and row["child_sha"] == result["child_sha"]
+    row = ledger_rows(ws)[str(result["gen"])]
+    assert row["parent_sha"] == parent_sha and row["child_sha"] == result["child_sha"]
     assert row["steps"] == "3" and float(row["lr"]) == 2e-4
     for col in ("walltime_min", "loss_start", "loss_end", "eval_recall", "eval_generalization", "eval_style_drift"):
         assert row[col] != "", col
@@ -114,14 +116,14 @@ def test_ingest_train_ledger_approve_rollback(ws):
     assert sources.index("self_replay") < len(sources) - sources.count("self_replay")  # not a block at the end
     assert manifest["train"]["distilled_rows"] == sources.count("self_replay")  # trained by distillation (default)
 
-    approved = as_json(ladder(ws, "approve", "1", "--json"))
-    assert approved["active_gen"] == 1 and approved["active_sha"] == result["child_sha"]
+    approved = as_json(ladder(ws, "approve", str(result["gen"]), "--json"))
+    assert approved["active_gen"] == result["gen"] and approved["active_sha"] == result["child_sha"]
     back = as_json(ladder(ws, "rollback", "--json"))
-    assert back["active_gen"] == 0 and back["active_sha"] == g0_sha
+    assert back["active_gen"] == parent and back["active_sha"] == parent_sha
     assert gguf.exists()  # rollback deletes nothing
 
-    answer = as_json(ladder(ws, "chat", "What is the capital of France?", "--gen", "1", "--json"))
-    assert answer["gen"] == 1 and answer["answer"].strip()
+    answer = as_json(ladder(ws, "chat", "What is the capital of France?", "--gen", str(result["gen"]), "--json"))
+    assert answer["gen"] == result["gen"] and answer["answer"].strip()
     raw = as_json(ladder(ws, "chat", "The capital of France is", "--raw", "--json"))
     assert raw["raw"] and raw["answer"].strip()
 
@@ -153,9 +155,12 @@ def test_sigkill_mid_stage_leaves_the_active_generation(ws, stage):
     if stage == "train":
         time.sleep(3)  # well into the steps
     os.kill(pid, signal.SIGKILL)
-    after = ladder(ws, "status", "--json")
-    assert f"G{gen} was interrupted during {stage}" in after.stderr
-    state = as_json(after)
+    seen = ladder(ws, "status", "--json")  # a read: it says what it sees and changes nothing
+    assert f"G{gen} is marked training but its job is gone" in seen.stderr
+    assert {g["gen"]: g["status"] for g in as_json(seen)["generations"]}[gen] == "training"
+    told = ladder(ws, "ingest", "--json")  # the next engine command settles it, and says so
+    assert f"G{gen} was interrupted during {stage}" in told.stderr
+    state = as_json(ladder(ws, "status", "--json"))
     assert state["active_gen"] == before["active_gen"] and state["active_sha"] == before["active_sha"]
     assert state["job"] is None
     assert {g["gen"]: g["status"] for g in state["generations"]}[gen] == "failed"
@@ -164,8 +169,10 @@ def test_sigkill_mid_stage_leaves_the_active_generation(ws, stage):
 
 
 def test_the_next_run_carries_on_after_a_kill(ws):
-    result = as_json(ladder(ws, "train", "--json", "--steps", "2"))
+    started = as_json(ladder(ws, "train", "--detach", "--json", "--steps", "2"))
+    os.kill(_wait_for(ws, started["gen"], "train"), signal.SIGKILL)
+    result = as_json(ladder(ws, "train", "--json", "--steps", "2"))  # settles the killed one, then trains
     assert result["status"] in ("active", "rejected", "candidate") and result["child_sha"]
     statuses = {g["gen"]: g["status"] for g in as_json(ladder(ws, "status", "--json"))["generations"]}
-    assert list(statuses.values()).count("failed") == 2
+    assert statuses[started["gen"]] == "failed" and result["gen"] == started["gen"] + 1
     assert str(result["gen"]) in ledger_rows(ws)

@@ -6,7 +6,6 @@ with their tab, and llama.cpp loads in the chat worker. Training never runs here
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from contextlib import closing
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ POLL_SECONDS = 0.5  # the ladder, the job and new events
 SLOW_SECONDS = 3.0  # the inbox and karma, re-read only when something there changed
 SLOW_FORCE_SECONDS = 30.0
 CHAT_MAX_TOKENS = 256
-TITLES = {"approve": "Approve", "reject": "Reject", "rollback": "Rollback", "undo_rollback": "Undo", "train": "Train",
+TITLES = {"stop_loop": "Loop", "approve": "Approve", "reject": "Reject", "rollback": "Rollback", "undo_rollback": "Undo", "train": "Train",
           "evaluate": "Evals", "cancel": "Cancel", "ingest": "Inbox", "feedback": "Feedback", "chat": "Chat", "poll": "Store",
           "watch": "Inbox"}
 RunnerFactory = Callable[..., Any]  # (gguf_path, threads=, context=, seed=) -> a loop.llm.Runner-like object
@@ -45,8 +44,8 @@ class LadderApp(App[int]):
                  clock: Callable[[], datetime] | None = None, poll_seconds: float = POLL_SECONDS,
                  chat_max_tokens: int = CHAT_MAX_TOKENS, watch: bool = False) -> None:
         super().__init__()
-        self.watch_inbox = watch  # the loop itself: ingest what arrives, train when karma allows
-        self._watch_stop = threading.Event()
+        self.watch_inbox = watch  # start or follow the loop (`ladder run`): ingest what arrives, train when karma allows
+        self.loop_pid: int | None = None
         self.cfg = cfg
         self.runner_factory = runner_factory or default_runner
         self.clock = clock or (lambda: datetime.now(timezone.utc))
@@ -75,18 +74,13 @@ class LadderApp(App[int]):
         self.set_interval(SLOW_FORCE_SECONDS, partial(self._poll_slow, True))
         self.set_interval(30.0, lambda: setattr(self.main, "now", self.clock()))
         if self.watch_inbox:
-            self._start("watch", "watch", self._watch)
+            self._start("loop", "loop", self._attach_loop)
 
-    def _watch(self) -> None:
-        """The headless loop in a worker thread; what it says becomes notifications."""
-        from loop.inbox.watch import run_loop  # noqa: PLC0415
+    def _attach_loop(self) -> None:
+        """The loop (watching, ingesting, training) runs in `ladder run`: start one, or follow the one running."""
+        from tui.screens import engine  # noqa: PLC0415
 
-        def say(text: str) -> None:
-            severity = "error" if text.startswith("error") else \
-                "warning" if text.startswith(("quarantined", "note", "not training")) else "information"
-            self.call_from_thread(self.notify, text, title="Inbox", severity=severity, markup=False)
-
-        run_loop(self.cfg, say, self._watch_stop)
+        self.post_message(m.LoopState(**engine.start_loop(self.cfg)))
 
     def _start(self, group: str, name: str, fn: Callable[..., Any], *args: Any, exclusive: bool = False) -> Worker:
         return self.run_worker(partial(fn, *args), thread=True, group=group, name=name, exclusive=exclusive,
@@ -111,12 +105,8 @@ class LadderApp(App[int]):
 
         if not force and self._sig is not None and not self._job_alive and reads.current_signature(self.cfg) == self._sig:
             return
-        read = reads.fast(self.cfg, offset, LADDER_PAGE, after)
-        if read.job is not None and read.job.status == "training" and not read.job.alive:
-            from loop.jobs import runner as jobs  # noqa: PLC0415
-
-            jobs.recover(self.cfg)  # the job died without a word: mark it failed; its warning event is said next
-        self.post_message(m.StoreRead(read))
+        # A job that died is the engine's to settle (`ladder run` does); the app only reads.
+        self.post_message(m.StoreRead(reads.fast(self.cfg, offset, LADDER_PAGE, after)))
 
     def on_ladder_peek(self, msg: m.LadderPeek) -> None:
         if self._sig is None:
@@ -172,6 +162,24 @@ class LadderApp(App[int]):
         sig = reads.inbox_signature(self.cfg)
         if force or sig != last:
             self.post_message(m.InboxRead(reads.inbox(self.cfg), sig))
+        if self.watch_inbox:
+            from tui.screens import engine  # noqa: PLC0415
+
+            self.post_message(m.LoopState(engine.loop_state(self.cfg), started=False, checked=True))
+
+    def on_loop_state(self, msg: m.LoopState) -> None:
+        was, self.loop_pid = self.loop_pid, msg.pid
+        self.main.show_loop(msg.pid)
+        if msg.checked:
+            if was is not None and msg.pid is None:
+                self.notify("The loop stopped: nothing watches the inbox now (its log: models/loop.log). Reopen the "
+                            "app or run 'ladder run' to start it again.", title="Loop", severity="warning",
+                            markup=False, timeout=15)
+        elif msg.started:
+            self.notify(f"Started the loop (ladder run, pid {msg.pid}): it watches the inbox and trains when karma "
+                        "allows; quitting the app leaves it running.", title="Loop", markup=False)
+        elif msg.pid is not None:
+            self.notify(f"This window follows the loop run by pid {msg.pid}.", title="Loop", markup=False)
 
     def on_inbox_read(self, msg: m.InboxRead) -> None:
         self._slow_sig = msg.signature
@@ -221,6 +229,10 @@ class LadderApp(App[int]):
 
     def on_engine_done(self, msg: m.EngineDone) -> None:
         r = msg.result
+        if msg.action == "stop_loop":
+            self.loop_pid = None
+            self.exit(message=r["message"])
+            return
         if msg.action == "rollback":
             self.main.offer_undo(r["from"], r["to"], key_display(self, "undo"))
         elif r.get("message"):
@@ -266,7 +278,6 @@ class LadderApp(App[int]):
         self.workers.cancel_group(self, "chat")
 
     def on_unmount(self) -> None:
-        self._watch_stop.set()  # a generation the loop started goes on in its own process
         self.workers.cancel_group(self, "chat")
         self.chat_model.close()
 
@@ -314,4 +325,10 @@ def run_app(config_path: str | Path) -> int:
     """Open the app on a workspace's config; returns the exit status for the command line."""
     app = LadderApp(load(config_path), watch=True)
     app.run()
+    job = app.main.job
+    if job is not None and job.alive:
+        print(f"G{job.gen_id} goes on training in its own process; 'ladder status' or the app follows it")
+    if app.loop_pid is not None:
+        print(f"the loop (ladder run, pid {app.loop_pid}) goes on watching the inbox; Q in the app, or "
+              f"'kill {app.loop_pid}', stops it")
     return app.return_code or 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from loop.errors import OperationFailed, UserError
+from store.db import StoreError
 
 
 class Parser(argparse.ArgumentParser):
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         from tui import commands  # noqa: PLC0415
 
         result = getattr(commands, args.command)(args)
-    except (UserError, OperationFailed) as e:
+    except (UserError, OperationFailed, StoreError) as e:
         sys.stderr.write(f"error: {e}\n")
         return e.exit_code
     except KeyboardInterrupt:
@@ -99,11 +100,6 @@ def open_app(args: argparse.Namespace) -> int:
         build_parser().print_help()
         return 0
     return run_app(args.config)
-
-
-def emit(args: argparse.Namespace, text: str) -> None:
-    """Human output goes to stdout normally, to stderr under --json so stdout stays one object."""
-    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
 
 
 if __name__ == "__main__":

@@ -17,20 +17,22 @@ from sqlmodel import select
 
 from loop import artifacts, config, workspace
 from loop.inbox import ingest as inbox
-from loop.jobs import runner as jobs, promotion
+from loop.jobs import promotion, recovery, reeval, runner as jobs
 from loop.errors import UserError
 from loop.events import StoreEvents
 from loop.data.lineage import pending_count, pending_karma
 from store import ledger as ledger_table
-from store.db import active_gen, get_meta, session
+from store.db import active_gen, get_meta, reading
 from store.tables import Event, Generation
-from tui.cli import emit
+from tui.output import emit
 
 
-def _open(args: Namespace) -> config.Config:
+def _open(args: Namespace, recover: bool = True) -> config.Config:
+    """Load the workspace; an engine command first settles jobs that died (a read changes nothing)."""
     cfg = config.load(args.config)
-    for note in jobs.recover(cfg):
-        emit(args, f"note: {note}")
+    if recover:
+        for note in recovery.recover(cfg):
+            emit(args, f"note: {note}")
     return cfg
 
 
@@ -59,6 +61,8 @@ def ingest(args: Namespace) -> dict[str, Any]:
     result = inbox.ingest(cfg, args.paths or None)
     emit(args, f"ingested {result['ingested']} record(s), {result['duplicates']} duplicate(s), "
                f"{result['bad_records']} bad record(s); karma {result['karma']:.1f}/{result['karma_threshold']:.1f}")
+    if result.get("resumed"):
+        emit(args, f"resumed an interrupted ingest: {result['resumed']} of those record(s) it had stored already")
     for q in result["quarantined"]:
         emit(args, f"quarantined {q['path']}: {q['reason']}")
     for q in result.get("retry", []):
@@ -67,9 +71,9 @@ def ingest(args: Namespace) -> dict[str, Any]:
 
 
 def status(args: Namespace) -> dict[str, Any]:
-    cfg = _open(args)
+    cfg = _open(args, recover=False)
     job = jobs.running(cfg)
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         active = active_gen(s)
         gens = s.exec(select(Generation).order_by(Generation.id)).all()
         karma, waiting, stopped = pending_karma(s), pending_count(s), get_meta(s, "stopped")
@@ -94,6 +98,10 @@ def status(args: Namespace) -> dict[str, Any]:
                    f"{_f(g['eval_generalization'])} style {_f(g['eval_style_drift'])}  {g['reason']}")
     if job:
         emit(args, f"training: G{job.id} {job.stage} (pid {job.job_pid})")
+    for g in gens:
+        if g.status == "training" and (job is None or g.id != job.id):
+            emit(args, f"note: G{g.id} is marked training but its job is gone; the next engine command (train, run, "
+                       "ingest, approve…) marks it failed")
     if stopped:
         emit(args, f"stopped: {stopped}")
     return result
@@ -144,7 +152,7 @@ def _wait(args: Namespace, cfg: config.Config, gen_id: int) -> dict[str, Any]:
         jobs.cancel(cfg)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # let the job finish cancelling
         g = jobs.follow(cfg, gen_id, lambda ev: None)
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         active = active_gen(s)
     result = jobs.result_of(g, active)
     if g.status in ("failed", "cancelled"):
@@ -157,24 +165,22 @@ def _wait(args: Namespace, cfg: config.Config, gen_id: int) -> dict[str, Any]:
 
 def eval(args: Namespace) -> dict[str, Any]:  # noqa: A001 - the subcommand's name
     cfg = _open(args)
-    from loop.jobs import reeval  # noqa: PLC0415
-
-    gen_id, pid = jobs.start_eval(cfg, args.gen)
+    gen_id, pid = reeval.start(cfg, args.gen)
     emit(args, f"G{gen_id}: evals started again (pid {pid})")
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         after = s.exec(select(func.coalesce(func.max(Event.id), 0))).one()
     last = after
     while True:
-        with session(cfg.db_url) as s:
+        with reading(cfg.db_url) as s:
             rows = s.exec(select(Event).where(Event.gen_id == gen_id, Event.id > last).order_by(Event.id)).all()
         for ev in rows:
             last = ev.id
             if ev.message:
                 emit(args, ev.message)
-        if reeval.current(cfg) is None and not jobs.pid_alive(pid):
+        if reeval.current(cfg) is None:
             break
         time.sleep(0.5)
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         g = s.get(Generation, gen_id)
         failed = s.exec(select(Event).where(Event.gen_id == gen_id, Event.id > after, Event.kind == "error")).first()
         active = active_gen(s)
@@ -210,7 +216,7 @@ def dataset(args: Namespace) -> dict[str, Any]:
         raise UserError("--dry-run writes nothing: leave out --out, or --dry-run")
     from loop.data import dataset as builder  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         parent = active_gen(s)
         plan = builder.plan(s, cfg, parent if parent is not None else 0)
     m, stages = plan.summary["mix"], {}
@@ -272,8 +278,8 @@ def _said(args: Namespace, result: dict[str, Any]) -> dict[str, Any]:
 
 
 def ledger(args: Namespace) -> dict[str, Any]:
-    cfg = _open(args)
-    with session(cfg.db_url) as s:
+    cfg = _open(args, recover=False)
+    with reading(cfg.db_url) as s:
         rows, text = ledger_table.rows(s), ledger_table.to_csv(s)
     if args.csv:
         ledger_table.write_atomic(args.csv.absolute(), text)
@@ -284,17 +290,16 @@ def ledger(args: Namespace) -> dict[str, Any]:
 
 
 def chat(args: Namespace) -> dict[str, Any]:
-    cfg = _open(args)
-    with session(cfg.db_url) as s:
+    cfg = _open(args, recover=False)
+    with reading(cfg.db_url) as s:
         gen_id = args.gen if args.gen is not None else active_gen(s)
         g = s.get(Generation, gen_id) if gen_id is not None else None
     if g is None:
         raise UserError(f"there is no generation {gen_id}: 'ladder status' lists them")
-    if not g.gguf_path or not Path(g.gguf_path).is_file():
-        raise UserError(f"G{gen_id} has no GGUF file ({g.gguf_path or 'never exported'}); choose another with --gen")
+    gguf = artifacts.verified_gguf(cfg, g)
     from loop.model.llm import Runner  # noqa: PLC0415
 
-    with Runner(Path(g.gguf_path), threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as r:
+    with Runner(gguf, threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as r:
         answer = r.complete(args.prompt, args.max_tokens) if args.raw else \
             r.chat([{"role": "user", "content": args.prompt}], args.max_tokens)
     if not args.json:
@@ -312,7 +317,7 @@ def demo(args: Namespace) -> dict[str, Any]:
         shutil.copyfile(f, cfg.inbox_dir / f.name)
     args.config, args.paths = cfg.path, []
     report = ingest(args)
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         trained = s.exec(select(Generation).where(Generation.id > 0)).first() is not None
     if trained and not report["ingested"]:
         emit(args, "the demo data was trained on already; showing the workspace")

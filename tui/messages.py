@@ -98,3 +98,12 @@ class ChatDone(Message):
 
     stopped: bool = False
     error: str | None = None
+
+
+@dataclass
+class LoopState(Message):
+    """Which process runs the loop (`ladder run`) for this workspace: started now, found running, or none."""
+
+    pid: int | None
+    started: bool = False
+    checked: bool = False  # a periodic look, not the app's first

@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from loop.data import mix
+from loop.data import mix, replay
+from loop.data.jobfiles import write_jsonl, write_rows
 from loop.config import Config
-from loop.hashing import sha256_file, sha256_records
+from loop.hashing import sha256_records
 from loop.data.lineage import ancestors, pending_clause
-from store.tables import Conversation, EvalResult
+from store.tables import Conversation, EvalResult, Membership
 
 
 @dataclass
@@ -27,6 +28,7 @@ class Plan:
     recall_items: list[dict[str, Any]] = field(default_factory=list)
     new_train_ids: list[int] = field(default_factory=list)
     holdout_ids: list[int] = field(default_factory=list)
+    replay_ids: list[int] = field(default_factory=list)
     dpo_pairs: list[dict[str, Any]] = field(default_factory=list)  # the new training corrections, for DPO
     skipped_low_quality: int = 0
     data_delta_sha: str = ""
@@ -44,23 +46,22 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     choice = mix.choose([c for c in usable if c.id not in holdout], mix.settings(cfg), cfg.dataset.seed)
     deferred = {c.id for c in choice.deferred}
     new_train = [c for c in usable if c.id not in holdout and c.id not in deferred]
-    replay = sample_replay(s, lineage, cfg.dataset.replay_examples, cfg.dataset.seed + parent_id)
-    ordered = curriculum_order([(c, "replay") for c in replay] + [(c, "new") for c in choice.rows], stages)
+    replayed = sample_replay(s, lineage, cfg.dataset.replay_examples, cfg.dataset.seed + parent_id)
+    ordered = curriculum_order([(c, "replay") for c in replayed] + [(c, "new") for c in choice.rows], stages)
     p.train_rows = [training_row(c) | {"_source": src, "_stage": c.stage} for c, src in ordered]
     p.new_train_ids = [c.id for c in new_train]
     p.holdout_ids = [c.id for c in usable if c.id in holdout]
+    p.replay_ids = [c.id for c in replayed]
     p.holdout_items = [holdout_item(c) for c in usable if c.id in holdout][: cfg.eval.generalization_items]
     p.recall_items = recall_items(s, lineage, cfg.eval.recall_items, cfg.dataset.seed)
     p.data_delta_sha = sha256_records(
         sorted(({"kind": c.kind, "messages": json.loads(c.messages), "rejected": c.rejected,
                  "split": "holdout" if c.id in holdout else "train"} for c in usable if c.id not in deferred),
                key=lambda r: json.dumps(r, sort_keys=True)))
-    p.summary = summarize(p, new_train, replay, [c for c in usable if c.id in holdout])
+    p.summary = summarize(p, new_train, replayed, [c for c in usable if c.id in holdout])
     p.summary["mix"] = choice.summary()
     p.dpo_pairs = [dpo_pair(c) for c in new_train if c.kind == "correction" and c.rejected]
     p.summary["dpo_pairs"] = len(p.dpo_pairs)
-    from loop.data import replay  # noqa: PLC0415 - replay imports this module's helpers lazily
-
     d = cfg.dataset
     p.summary["self_replay_planned"] = replay.planned(d.self_replay_share, d.self_replay_max, len(p.train_rows),
                                                       len(replay.pool(cfg)) if d.self_replay_share > 0 else 0)
@@ -86,8 +87,8 @@ def split_holdout(records: list[Conversation], ratio: float, seed: int) -> set[i
 def sample_replay(s: Session, lineage: list[int], k: int, seed: int) -> list[Conversation]:
     if not lineage or k <= 0:
         return []
-    ids = s.exec(select(Conversation.id).where(col(Conversation.gen_id).in_(lineage), Conversation.split == "train")
-                 .order_by(Conversation.id)).all()
+    ids = s.exec(select(Membership.conversation_id).where(col(Membership.gen_id).in_(lineage), Membership.split == "train")
+                 .distinct().order_by(Membership.conversation_id)).all()
     chosen = sorted(random.Random(seed).sample(list(ids), min(k, len(ids))))
     return list(s.exec(select(Conversation).where(col(Conversation.id).in_(chosen)).order_by(Conversation.id)).all())
 
@@ -165,40 +166,23 @@ def recall_items(s: Session, lineage: list[int], limit: int, seed: int) -> list[
     return sorted(chosen, key=lambda it: it["key"])
 
 
-def summarize(p: Plan, new_train: list[Conversation], replay: list[Conversation], held: list[Conversation]) -> dict[str, Any]:
+def summarize(p: Plan, new_train: list[Conversation], replayed: list[Conversation],
+              held: list[Conversation]) -> dict[str, Any]:
     def by(attr: str, rows: list[Conversation]) -> dict[str, int]:
         return dict(sorted(Counter(getattr(c, attr) for c in rows).items()))
 
     return {
-        "new": len(new_train), "replay": len(replay), "holdout": len(held), "recall_items": len(p.recall_items),
+        "new": len(new_train), "replay": len(replayed), "holdout": len(held), "recall_items": len(p.recall_items),
         "skipped_low_quality": p.skipped_low_quality,
         "new_by_kind": by("kind", new_train), "new_by_domain": by("domain", new_train),
-        "new_by_stage": by("stage", new_train), "replay_by_domain": by("domain", replay),
+        "new_by_stage": by("stage", new_train), "replay_by_domain": by("domain", replayed),
     }
 
 
 def write(p: Plan, job_dir: Path) -> str:
     """Write the job's data files; return the SHA-256 of dataset.jsonl (replay included)."""
     job_dir.mkdir(parents=True, exist_ok=True)
-    _jsonl(job_dir / "holdout.jsonl", p.holdout_items)
-    _jsonl(job_dir / "recall.jsonl", p.recall_items)
-    _jsonl(job_dir / "dpo.jsonl", p.dpo_pairs)
+    write_jsonl(job_dir / "holdout.jsonl", p.holdout_items)
+    write_jsonl(job_dir / "recall.jsonl", p.recall_items)
+    write_jsonl(job_dir / "dpo.jsonl", p.dpo_pairs)
     return write_rows(job_dir, p.train_rows)
-
-
-def write_rows(job_dir: Path, rows: list[dict[str, Any]]) -> str:
-    """The training rows in order, and beside them where each came from; return the dataset's SHA-256."""
-    _jsonl(job_dir / "dataset.jsonl", [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
-    _jsonl(job_dir / "dataset_sources.jsonl", [{"source": r["_source"], "stage": r["_stage"]} for r in rows])
-    return sha256_file(job_dir / "dataset.jsonl")
-
-
-def _jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_
+from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from store.db import active_gen
-from store.tables import Conversation, Generation
+from store.tables import Conversation, Generation, InboxFile, Membership
 
 
 def ancestors(s: Session, gen_id: int | None) -> list[int]:
@@ -20,10 +20,18 @@ def ancestors(s: Session, gen_id: int | None) -> list[int]:
 
 
 def pending_clause(lineage: list[int]):
-    """Records no generation in the lineage trained on: never taken, or taken by a rejected branch."""
+    """Records no generation in the lineage took as new data (trained or held out), from finished ingests.
+
+    A record taken only by a rejected or rolled-back branch is new again. One whose inbox file
+    is still being read waits: that ingest may yet be undone.
+    """
+    unfinished = select(InboxFile.id).where(InboxFile.status == "ingesting")
+    ready = or_(col(Conversation.inbox_file_id).is_(None), col(Conversation.inbox_file_id).not_in(unfinished))
     if not lineage:
-        return col(Conversation.id).is_not(None)
-    return or_(col(Conversation.gen_id).is_(None), col(Conversation.gen_id).not_in(lineage))
+        return ready
+    taken = select(Membership.conversation_id).where(col(Membership.gen_id).in_(lineage),
+                                                     col(Membership.split).in_(("train", "holdout")))
+    return and_(ready, col(Conversation.id).not_in(taken))
 
 
 def pending_karma(s: Session) -> float:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from loop.config import Config
-from loop.errors import UserError
 
 
 class Item(Protocol):
@@ -53,15 +52,7 @@ class Choice:
 
 
 def settings(cfg: Config) -> Mix:
-    m = cfg.data["mix"]
-    where = cfg.path.name
-    if not 0 < m["domain_cap"] <= 1:
-        raise UserError(f"{where}: 'mix.domain_cap' must be above 0 and at most 1, got {m['domain_cap']!r}")
-    if m["max_repeat"] < 1:
-        raise UserError(f"{where}: 'mix.max_repeat' must be at least 1, got {m['max_repeat']!r}")
-    for name, v in m["sources"].items():
-        if v <= 0 or (v > 1 and v != int(v)):
-            raise UserError(f"{where}: 'mix.sources.{name}' is {v!r}; use a share up to 1.0 or a whole count above 1")
+    m = cfg.data["mix"]  # checked with the rest of the config (loop.schema)
     return Mix(int(m["total"]), float(m["domain_cap"]), int(m["max_repeat"]), dict(m["sources"]))
 
 

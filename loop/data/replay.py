@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from loop import faults
+from loop.data.jobfiles import read_jsonl, write_rows
 from loop.inbox import quality
 from loop.config import Config
 from loop.evals.scoring import normalize
@@ -121,7 +123,6 @@ def interleave(rows: list[dict[str, Any]], extra: list[dict[str, Any]], stage: s
 
 def run(cfg: Config, parent_gguf: Path, job_dir: Path, gen_id: int) -> dict[str, Any]:
     """Ask the parent, keep the good answers, and weave them into the job's dataset files."""
-    from loop.data.dataset import read_jsonl, write_rows  # noqa: PLC0415
     from loop.model.llm import Runner  # noqa: PLC0415
 
     rows = [r | s for r, s in zip(read_jsonl(job_dir / "dataset.jsonl"), read_jsonl(job_dir / "dataset_sources.jsonl"))]
@@ -140,6 +141,7 @@ def run(cfg: Config, parent_gguf: Path, job_dir: Path, gen_id: int) -> dict[str,
               "_source": "self_replay", "_stage": "conversations"} for k in kept]
     stages = list(cfg.dataset.curriculum)
     target = "conversations" if "conversations" in stages or not stages else stages[-1]
+    faults.point("replay.answered")
     write_rows(job_dir, interleave(rows, [e | {"_stage": target} for e in extra], target))
     with (job_dir / "self_replay.jsonl").open("w", encoding="utf-8") as f:
         for r in kept + dropped:

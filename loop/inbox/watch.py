@@ -11,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from loop.inbox import ingest
-from loop.jobs import runner as jobs
+from loop.inbox.files import UNPACKING, claim_inbox, inbox_files
+from loop.jobs import recovery, runner as jobs
+from loop.locks import FileLock, has_open, is_held, read_holder
 from loop.config import Config
-from loop.errors import UserError
+from loop.errors import OperationFailed, UserError
 from loop.data.lineage import pending_karma
-from store.db import get_meta, session
+from store.db import get_meta, reading
 
 RESCAN_SECONDS = 5.0
 HOLD_SECONDS = 60.0  # the longest a file with a write but no close yet is waited for
@@ -137,6 +139,7 @@ def run_loop(cfg: Config, say: Callable[[str], None], stop: threading.Event, tra
     and no failure of one step can end the loop: each is reported and the loop goes on.
     """
     ingest.context(cfg)  # a config mistake is the user's to fix before watching starts
+    claim_inbox(cfg)
     with WatchLock(cfg):
         return _watch(cfg, say, stop, train)
 
@@ -145,39 +148,41 @@ class WatchLock:
     """One watcher per workspace: a second `ladder run` or app window would ingest the same files twice."""
 
     def __init__(self, cfg: Config):
-        self.path = cfg.models_dir / ".watch.lock"
-        self.file = None
+        self.lock = FileLock(watch_lock_path(cfg), "the inbox watcher", timeout=0)
 
     def __enter__(self) -> WatchLock:
-        import fcntl  # noqa: PLC0415 - POSIX only, like the rest of the watcher's file checks
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = self.path.open("a+")
         try:
-            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "another process"
-            self.file.close()
-            from loop.errors import OperationFailed  # noqa: PLC0415
-
-            raise OperationFailed(f"the inbox is already watched by {holder}; stop it or leave the watching to it") from None
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"pid {os.getpid()}")
-        self.file.flush()
+            self.lock.acquire()
+        except OperationFailed:
+            holder = read_holder(self.lock.path) or "another process"
+            raise OperationFailed(f"the inbox is already watched by {holder}; stop it or leave the watching to it") \
+                from None
+        self.lock.note(f"pid {os.getpid()}")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.file is not None:
-            self.file.close()  # closing releases the lock
+        self.lock.release()
+
+
+def watch_lock_path(cfg: Config) -> Path:
+    return cfg.models_dir / ".watch.lock"
+
+
+def watcher(cfg: Config) -> int | None:
+    """The PID of the process watching this workspace's inbox (`ladder run`), or None when none is."""
+    path = watch_lock_path(cfg)
+    if not is_held(path):
+        return None
+    text = read_holder(path)
+    pid = int(text.split()[-1]) if text.split() and text.split()[-1].isdigit() else None
+    return pid if has_open(pid, path) else None
 
 
 def _watch(cfg: Config, say: Callable[[str], None], stop: threading.Event, train: bool) -> list[int]:
     wake = threading.Event()
     settled = Settled(cfg.watch.settle_seconds)
     obs = _observer(cfg.inbox_dir, wake, settled)
-    for note in jobs.recover(cfg):
+    for note in recovery.recover(cfg):
         say(f"note: {note}")
     _clean_unpacking(cfg)
     last_scan, warned_stop, started, last_error = 0.0, None, [], ""
@@ -206,7 +211,7 @@ def _step(cfg: Config, say: Callable[[str], None], settled: Settled, wake: threa
     if wake.is_set() or now - last_scan >= RESCAN_SECONDS or settled.pending:
         wake.clear()
         last_scan = now
-        ready = settled.ready(ingest.inbox_files(cfg))
+        ready = settled.ready(inbox_files(cfg))
         if ready:
             report = ingest.ingest(cfg, ready)
             settled.tried([p for p in ready if p.exists() or p.is_symlink()])
@@ -216,8 +221,11 @@ def _step(cfg: Config, say: Callable[[str], None], settled: Settled, wake: threa
                 say(f"quarantined {q['path']}: {q['reason']}")
             for q in report["retry"]:
                 say(f"could not ingest {q['path']} now ({q['reason']}); will try again")
+    if last_scan == now and recovery.any_dead(cfg):  # a job that died is settled here, in the engine
+        for note in recovery.recover(cfg):
+            say(f"note: {note}")
     if train and jobs.running(cfg) is None:
-        with session(cfg.db_url) as s:
+        with reading(cfg.db_url) as s:
             karma, stopped = pending_karma(s), get_meta(s, "stopped")
         if stopped:
             if stopped != warned_stop:
@@ -226,7 +234,7 @@ def _step(cfg: Config, say: Callable[[str], None], settled: Settled, wake: threa
         elif karma >= cfg.karma.threshold:
             try:
                 gen_id, pid = jobs.start(cfg)
-            except UserError as e:
+            except (UserError, OperationFailed) as e:
                 if str(e) != warned_stop:  # said once, not every half second
                     say(f"not training: {e}")
                     warned_stop = str(e)
@@ -238,7 +246,7 @@ def _step(cfg: Config, say: Callable[[str], None], settled: Settled, wake: threa
 
 def _clean_unpacking(cfg: Config, older_than: float = 3600.0) -> None:
     """Zip members left half-unpacked by a loop that was killed: nobody is reading them any more."""
-    folder = cfg.inbox_dir / ingest.UNPACKING
+    folder = cfg.inbox_dir / UNPACKING
     for entry in folder.glob("*") if folder.is_dir() else []:
         try:
             if time.time() - entry.stat().st_mtime > older_than:
@@ -253,7 +261,7 @@ def _last_event_id(cfg: Config) -> int:
 
     from store.tables import Event  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         return s.exec(select(func.coalesce(func.max(Event.id), 0))).one()
 
 
@@ -265,7 +273,7 @@ def _tell_events(cfg: Config, after: int, say: Callable[[str], None]) -> int:
 
     from store.tables import Event  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         rows = s.exec(select(Event).where(Event.id > after, Event.gen_id != None).order_by(Event.id)).all()  # noqa: E711
     for ev in rows:
         after = ev.id

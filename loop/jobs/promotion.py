@@ -1,18 +1,26 @@
-"""Approve, reject and roll back: the active pointer moves in one transaction and nothing is deleted."""
+"""Approve, reject and roll back: the active pointer moves in one lineage change and nothing is deleted.
+
+Each may run while a job trains: the job's own decision, when it ends, respects what the
+user chose meanwhile (see loop.jobs.pipeline.finish).
+"""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from sqlmodel import Session
 
+from loop import artifacts
 from loop.config import Config
 from loop.errors import UserError
-from store import ledger
-from store.db import active_gen, get_meta, session, set_meta
+from loop.jobs import writer
+from store.db import active_gen, get_meta, reading, set_meta
 from store.tables import Event, Generation
 
 DECIDED = ("candidate", "promoted", "rejected", "rolled_back")
+# Ancestors the user turned away from: rejecting a child never makes one of them active again.
+TURNED_AWAY = ("rejected", "rolled_back")
 
 
 def _get(s: Session, gen_id: int) -> Generation:
@@ -24,50 +32,92 @@ def _get(s: Session, gen_id: int) -> Generation:
     return g
 
 
-def _done(cfg: Config, s: Session, message: str, gen_id: int) -> dict[str, Any]:
+def failed_gates(g: Generation) -> list[str]:
+    """The gates this generation failed, by name (none for one only the user rejected)."""
+    try:
+        checks = json.loads(g.gates or "[]")
+    except ValueError:
+        return []
+    return [c.get("name", "?") for c in checks if isinstance(c, dict) and not c.get("passed")]
+
+
+def _said(s: Session, message: str, gen_id: int) -> str:
     s.add(Event(gen_id=gen_id, kind="info", message=message))
-    s.flush()
-    ledger.export(s, cfg.ledger_csv)
-    active = active_gen(s)
-    g = s.get(Generation, active)
+    return message
+
+
+def _result(cfg: Config, message: str) -> dict[str, Any]:
+    """What the command reports, read back after the commit: the active generation as it now is."""
+    with reading(cfg.db_url) as s:
+        active = active_gen(s)
+        g = s.get(Generation, active) if active is not None else None
     return {"active_gen": active, "active_sha": g.child_sha if g else None, "message": message}
 
 
 def approve(cfg: Config, gen_id: int) -> dict[str, Any]:
     """Make a generation active. Approving one the gates rejected is the user's call, recorded as an override."""
-    with session(cfg.db_url) as s:
+    with writer.lineage(cfg) as change:
+        s = change.s
         g = _get(s, gen_id)
         if active_gen(s) == gen_id:
-            return _done(cfg, s, f"G{gen_id} is already active", gen_id)
-        override = g.status == "rejected"
-        if override:
-            g.override = True
-            g.reason = f"approved by the user over the gates ({g.reason})"
+            message = f"G{gen_id} is already active"
         else:
-            g.reason = "approved by the user"
-        g.status = "promoted"
-        s.add(g)
-        set_meta(s, "active_gen", gen_id)
-        set_meta(s, "stopped", None)
-        return _done(cfg, s, f"G{gen_id} approved{' (override: the gates had rejected it)' if override else ''}", gen_id)
+            artifacts.verified_gguf(cfg, g)
+            override = g.status == "rejected" and bool(failed_gates(g) or not g.reason.startswith("rejected by the user"))
+            if override:
+                g.override = True
+                g.reason = f"approved by the user over the gates ({g.reason})"
+            else:
+                g.reason = "approved by the user"
+            g.status = "promoted"
+            s.add(g)
+            set_meta(s, "active_gen", gen_id)
+            set_meta(s, "stopped", None)
+            message = _said(s, f"G{gen_id} approved{' (override: the gates had rejected it)' if override else ''}",
+                            gen_id)
+    return _result(cfg, message)
 
 
 def reject(cfg: Config, gen_id: int) -> dict[str, Any]:
-    with session(cfg.db_url) as s:
+    """Reject a generation; if it was active, the nearest ancestor the user has not turned away from takes over."""
+    with writer.lineage(cfg) as change:
+        s = change.s
         g = _get(s, gen_id)
         if gen_id == 0:
             raise UserError("G0 is the base model and cannot be rejected")
         was_active = active_gen(s) == gen_id
+        heir, skipped = (_heir(s, g) if was_active else (None, []))
         g.status, g.reason = "rejected", "rejected by the user"
         s.add(g)
+        message = f"G{gen_id} rejected"
         if was_active:
-            set_meta(s, "active_gen", g.parent_id)
-        return _done(cfg, s, f"G{gen_id} rejected" + (f"; G{g.parent_id} is active again" if was_active else ""), gen_id)
+            set_meta(s, "active_gen", heir.id)
+            message += f"; G{heir.id} is active again"
+            if skipped:
+                message += " (skipped " + ", ".join(f"G{a.id}, {a.status.replace('_', ' ')}" for a in skipped) + ")"
+        message = _said(s, message, gen_id)
+    return _result(cfg, message)
+
+
+def _heir(s: Session, g: Generation) -> tuple[Generation, list[Generation]]:
+    skipped = []
+    parent_id = g.parent_id
+    while parent_id is not None:
+        parent = s.get(Generation, parent_id)
+        if parent is None:
+            break
+        if parent.status not in TURNED_AWAY:
+            return parent, skipped
+        skipped.append(parent)
+        parent_id = parent.parent_id
+    raise UserError(f"G{g.id} is active and every ancestor of it was rejected or rolled back; approve the "
+                    "generation you want active instead")
 
 
 def rollback(cfg: Config, gen_id: int | None = None) -> dict[str, Any]:
     """Without a generation, make the active one's parent active; with one, go back to that ancestor."""
-    with session(cfg.db_url) as s:
+    with writer.lineage(cfg) as change:
+        s = change.s
         current = active_gen(s)
         cur = s.get(Generation, current) if current is not None else None
         if cur is None:
@@ -77,23 +127,27 @@ def rollback(cfg: Config, gen_id: int | None = None) -> dict[str, Any]:
             raise UserError(f"G{current} is the base generation and has no parent to roll back to")
         t = _get(s, target)
         if target == current:
-            return _done(cfg, s, f"G{target} is already active", target)
-        if t.status == "rejected" and not t.override:
-            raise UserError(f"G{target} was rejected; use 'ladder approve {target}' to make it active anyway")
-        undo = {"from": current, "to": target, "from_status": cur.status, "from_reason": cur.reason,
-                "to_status": t.status, "to_reason": t.reason}
-        cur.status, cur.reason = "rolled_back", f"rolled back to G{target} by the user"
-        t.status = "promoted"
-        s.add(cur)
-        s.add(t)
-        set_meta(s, "active_gen", target)
-        set_meta(s, "last_rollback", undo)
-        return _done(cfg, s, f"rolled back from G{current} to G{target}", current)
+            message = f"G{target} is already active"
+        else:
+            if t.status == "rejected" and not t.override:
+                raise UserError(f"G{target} was rejected; use 'ladder approve {target}' to make it active anyway")
+            artifacts.verified_gguf(cfg, t)
+            undo = {"from": current, "to": target, "from_status": cur.status, "from_reason": cur.reason,
+                    "to_status": t.status, "to_reason": t.reason}
+            cur.status, cur.reason = "rolled_back", f"rolled back to G{target} by the user"
+            t.status = "promoted"
+            s.add(cur)
+            s.add(t)
+            set_meta(s, "active_gen", target)
+            set_meta(s, "last_rollback", undo)
+            message = _said(s, f"rolled back from G{current} to G{target}", current)
+    return _result(cfg, message)
 
 
 def undo_rollback(cfg: Config) -> dict[str, Any]:
     """Put the last rollback back exactly as it was, if nothing has moved the active pointer since."""
-    with session(cfg.db_url) as s:
+    with writer.lineage(cfg) as change:
+        s = change.s
         undo = get_meta(s, "last_rollback")
         if not undo:
             raise UserError("there is no rollback to undo")
@@ -106,4 +160,5 @@ def undo_rollback(cfg: Config) -> dict[str, Any]:
         s.add(there)
         set_meta(s, "active_gen", undo["from"])
         set_meta(s, "last_rollback", None)
-        return _done(cfg, s, f"undone: G{undo['from']} is active again (was rolled back to G{undo['to']})", undo["from"])
+        message = _said(s, f"undone: G{undo['from']} is active again (was rolled back to G{undo['to']})", undo["from"])
+    return _result(cfg, message)

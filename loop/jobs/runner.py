@@ -1,126 +1,109 @@
-"""Start, follow, cancel and recover generation jobs; the UI and CLI never train in-process."""
+"""Start, follow and cancel generation jobs; the UI and the CLI never train in-process."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func
-from sqlmodel import select
+from sqlalchemy import func, insert
+from sqlmodel import Session, select
 
 from loop import artifacts
-from loop.data import dataset
 from loop.config import Config
+from loop.data import dataset
 from loop.errors import OperationFailed, UserError
-from store.db import active_gen, get_meta, session, set_meta
-from store.tables import Event, Generation, now
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie child has exited but is still listed
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def recover(cfg: Config) -> list[str]:
-    """Mark generations whose job died as failed, clean their partial files, and say so."""
-    notes = []
-    with session(cfg.db_url) as s:
-        stuck = s.exec(select(Generation).where(Generation.status == "training")).all()
-        for g in stuck:
-            if pid_alive(g.job_pid):
-                continue
-            artifacts.remove_partial(cfg, g.id)
-            g.status, g.finished_at, g.weights_path = "failed", now(), None
-            g.reason = f"interrupted during {g.stage}: the job process ended without finishing"
-            s.add(g)
-            active = active_gen(s)
-            note = f"G{g.id} was interrupted during {g.stage}; G{active} is still active and its data will be trained again"
-            s.add(Event(gen_id=g.id, kind="warning", message=note))
-            notes.append(note)
-    return notes
+from loop.jobs import writer
+from loop.jobs.launch import alive, holder, launch, lock_for, reap
+from loop.jobs.recovery import end, recover
+from loop.locks import FileLock
+from store.db import active_gen, get_meta, reading, session, set_meta
+from store.tables import Event, Generation, Membership
 
 
 def running(cfg: Config) -> Generation | None:
-    with session(cfg.db_url) as s:
-        for g in s.exec(select(Generation).where(Generation.status == "training")).all():
-            if pid_alive(g.job_pid):
-                return g
-    return None
+    """The generation whose job is alive now, if any."""
+    with reading(cfg.db_url) as s:
+        rows = s.exec(select(Generation).where(Generation.status == "training")).all()
+    return next((g for g in rows if alive(cfg, g)), None)
 
 
-def prepare(cfg: Config, steps: int | None = None) -> tuple[int, Path]:
-    """Reserve the next generation, write its self-contained job folder, and take its new data."""
-    if (job := running(cfg)) is not None:
-        raise OperationFailed(f"G{job.id} is already training (pid {job.job_pid}); wait for it or cancel it")
-    with session(cfg.db_url) as s:
-        parent_id = active_gen(s)
-        if parent_id is None:
-            raise UserError("this workspace has no generation 0 yet: run 'ladder init'")
-        plan = dataset.plan(s, cfg, parent_id)
-        if not plan.new_train_ids:
-            raise UserError("nothing new to train on: drop conversations into the inbox and run 'ladder ingest'")
-        gen_id = (s.exec(select(func.max(Generation.id))).one() or 0) + 1
-        folder = artifacts.job_dir(cfg, gen_id)
-        dataset_sha = dataset.write(plan, folder)
-        parent = s.get(Generation, parent_id)
-        job = {"gen": gen_id, "parent": parent_id, "config": str(cfg.path), "job_dir": str(folder), "steps": steps,
-               "threads": cfg.train.threads, "dataset_sha": dataset_sha, "data_delta_sha": plan.data_delta_sha,
-               "summary": plan.summary}
-        (folder / "job.json").write_text(json.dumps(job, indent=2), encoding="utf-8")
-        (folder / "config.json").write_text(json.dumps(cfg.data, indent=2), encoding="utf-8")
-        s.add(Generation(id=gen_id, parent_id=parent_id, status="training", stage="dataset", parent_sha=parent.child_sha,
-                         data_delta_sha=plan.data_delta_sha, dataset_sha=dataset_sha, steps=steps or cfg.train.steps,
-                         lr=cfg.train.learning_rate, n_new=len(plan.new_train_ids), n_replay=plan.summary["replay"],
-                         n_holdout=len(plan.holdout_ids), job_dir=str(folder), job_pid=os.getpid(),
-                         config_json=json.dumps(cfg.data)))
-        _take(s, plan, gen_id)
-        if get_meta(s, "stopped"):
-            set_meta(s, "stopped", None)  # a user who trains by hand has read the stop rule's reason
-    return gen_id, folder
+def prepare(cfg: Config, steps: int | None = None) -> tuple[int, Path, FileLock]:
+    """Reserve the next generation, write its self-contained job folder and take its new data, as one change.
+
+    Returns the job's lock, held: hand it to `spawn`. Another job alive refuses the start.
+    """
+    held: FileLock | None = None
+    gen_dir: Path | None = None
+    change: writer.Change | None = None
+    try:
+        with writer.lineage(cfg) as change:
+            s = change.s
+            busy = next((g for g in s.exec(select(Generation).where(Generation.status == "training")).all()
+                         if alive(cfg, g)), None)
+            if busy is not None:
+                raise OperationFailed(f"a generation is already training: G{busy.id} (pid {busy.job_pid}); "
+                                      "wait for it or cancel it")
+            parent_id = active_gen(s)
+            if parent_id is None:
+                raise UserError("this workspace has no generation 0 yet: run 'ladder init'")
+            plan = dataset.plan(s, cfg, parent_id)
+            if not plan.new_train_ids:
+                raise UserError("nothing new to train on: drop conversations into the inbox and run 'ladder ingest'")
+            gen_id = (s.exec(select(func.max(Generation.id))).one() or 0) + 1
+            gen_dir = artifacts.gen_dir(cfg, gen_id)
+            # No row names this number: a folder there is what a start killed before its commit left.
+            shutil.rmtree(gen_dir, ignore_errors=True)
+            folder = artifacts.job_dir(cfg, gen_id)
+            folder.mkdir(parents=True)
+            held = lock_for(folder).acquire()
+            _write_job(cfg, s, plan, gen_id, parent_id, folder, steps)
+    except BaseException:
+        if change is not None and change.committed and held is not None:
+            return gen_id, folder, held  # only the ledger CSV failed after the commit; the job stands
+        if held is not None:
+            held.release()
+            shutil.rmtree(gen_dir, ignore_errors=True)
+        raise
+    return gen_id, folder, held
 
 
-def _take(s, plan: dataset.Plan, gen_id: int) -> None:
-    from store.tables import Conversation  # noqa: PLC0415
+def _write_job(cfg: Config, s: Session, plan: dataset.Plan, gen_id: int, parent_id: int, folder: Path,
+               steps: int | None) -> None:
+    dataset_sha = dataset.write(plan, folder)
+    parent = s.get(Generation, parent_id)
+    job = {"gen": gen_id, "parent": parent_id, "config": os.path.relpath(cfg.path, folder), "steps": steps,
+           "threads": cfg.train.threads, "dataset_sha": dataset_sha, "data_delta_sha": plan.data_delta_sha,
+           "summary": plan.summary}
+    (folder / "job.json").write_text(json.dumps(job, indent=2), encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps(cfg.data, indent=2), encoding="utf-8")
+    s.add(Generation(id=gen_id, parent_id=parent_id, status="training", stage="dataset", parent_sha=parent.child_sha,
+                     data_delta_sha=plan.data_delta_sha, dataset_sha=dataset_sha, steps=steps or cfg.train.steps,
+                     lr=cfg.train.learning_rate, n_new=len(plan.new_train_ids), n_replay=plan.summary["replay"],
+                     n_holdout=len(plan.holdout_ids), job_dir=artifacts.stored(cfg, folder),
+                     config_json=json.dumps(cfg.data)))
+    rows = [{"gen_id": gen_id, "conversation_id": cid, "split": split}
+            for ids, split in ((plan.new_train_ids, "train"), (plan.holdout_ids, "holdout"), (plan.replay_ids, "replay"))
+            for cid in ids]
+    if rows:
+        s.flush()
+        s.connection().execute(insert(Membership.__table__), rows)
+    if get_meta(s, "stopped"):
+        set_meta(s, "stopped", None)  # a user who trains by hand has read the stop rule's reason
 
-    for ids, split in ((plan.new_train_ids, "train"), (plan.holdout_ids, "holdout")):
-        for i in range(0, len(ids), 500):
-            for c in s.exec(select(Conversation).where(Conversation.id.in_(ids[i:i + 500]))).all():
-                c.gen_id, c.split = gen_id, split
-                s.add(c)
 
-
-def launch(folder: Path) -> int:
-    """Start `python -m loop.job FOLDER` in its own session, so closing a terminal or the UI does not stop it."""
-    log = (folder / "log.txt").open("ab")
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.Popen([sys.executable, "-m", "loop.jobs.child", str(folder)], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True, env=env)
-    _children[proc.pid] = proc
-    return proc.pid
-
-
-def spawn(cfg: Config, gen_id: int, folder: Path) -> int:
-    pid = launch(folder)
+def spawn(cfg: Config, gen_id: int, folder: Path, held: FileLock) -> int:
+    """Start the prepared job; a job that cannot start ends as a failed generation."""
+    try:
+        pid = launch(folder, held)
+    except OSError as e:
+        end(cfg, gen_id, "failed", f"the job process could not start: {e.strerror or e}")
+        raise OperationFailed(f"G{gen_id}: the job process could not start ({e.strerror or e})") from None
     with session(cfg.db_url) as s:
         g = s.get(Generation, gen_id)
         g.job_pid = pid
@@ -128,25 +111,20 @@ def spawn(cfg: Config, gen_id: int, folder: Path) -> int:
     return pid
 
 
-def start_eval(cfg: Config, gen_id: int) -> tuple[int, int]:
-    """Run a finished generation's evals again in a job; see loop.reeval."""
-    from loop.jobs import reeval  # noqa: PLC0415
-
-    return reeval.start(cfg, gen_id)
-
-
-_children: dict[int, subprocess.Popen] = {}
-
-
 def start(cfg: Config, steps: int | None = None) -> tuple[int, int]:
-    gen_id, folder = prepare(cfg, steps)
-    return gen_id, spawn(cfg, gen_id, folder)
+    gen_id, folder, held = prepare(cfg, steps)
+    return gen_id, spawn(cfg, gen_id, folder, held)
 
 
 def cancel(cfg: Config) -> Generation | None:
+    """Ask the running job to stop; only the process that holds its lock is ever signalled."""
     job = running(cfg)
-    if job is not None and job.job_pid:
-        os.kill(job.job_pid, signal.SIGTERM)
+    if job is None:
+        return None
+    pid = holder(cfg, job)
+    if pid is None:
+        raise OperationFailed(f"G{job.id} is starting; try again in a moment")
+    os.kill(pid, signal.SIGTERM)
     return job
 
 
@@ -157,24 +135,22 @@ def follow(cfg: Config, gen_id: int, on_event: Callable[[Event], None], poll: fl
         for ev in _events_after(cfg, gen_id, last):
             last = ev.id
             on_event(ev)
-        with session(cfg.db_url) as s:
+        reap()
+        with reading(cfg.db_url) as s:
             g = s.get(Generation, gen_id)
-        proc = _children.get(g.job_pid or -1)
-        if proc is not None:
-            proc.poll()
-        if g.status != "training" or not pid_alive(g.job_pid):
+        if g.status != "training" or not alive(cfg, g):
             for ev in _events_after(cfg, gen_id, last):
                 on_event(ev)
             if g.status == "training":
-                recover(cfg)
-                with session(cfg.db_url) as s:
+                recover(cfg)  # it died without a word
+                with reading(cfg.db_url) as s:
                     g = s.get(Generation, gen_id)
             return g
         time.sleep(poll)
 
 
 def _events_after(cfg: Config, gen_id: int, after: int) -> Iterator[Event]:
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         rows = s.exec(select(Event).where(Event.gen_id == gen_id, Event.id > after).order_by(Event.id)).all()
     yield from rows
 

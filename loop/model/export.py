@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from loop import faults
 from loop.errors import UserError
 from loop.hashing import sha256_file
 
@@ -72,6 +73,7 @@ def export_gguf(hf_dir: Path, out_path: Path, template_gguf: Path | None, dtype:
         for f in writer.fout or []:
             os.fsync(f.fileno())
         writer.close()
+        faults.point("export.written")
         os.replace(tmp, out_path)
     except BaseException:
         writer.close()

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import UserError
-from loop.train.sft import Cancelled, _progress_callback, _save_atomically, json_lines, load_model, lora_config
+from loop.train.backends import load_model, lora_config
+from loop.train.examples import json_lines
+from loop.train.sft import Cancelled, _progress_callback
+from loop.train.weights import save_atomically
 
 __all__ = ["Cancelled", "read_pairs", "train_dpo"]
 
@@ -131,7 +134,7 @@ def train_dpo(
         merged = trainer.model.merge_and_unload().to(torch.float32)
         for key, value in keep.items():  # DPOTrainer sets a pad token on the model it trains
             setattr(merged.config, key, value)
-        _save_atomically(merged, AutoTokenizer.from_pretrained(model_dir), out_dir)
+        save_atomically(merged, AutoTokenizer.from_pretrained(model_dir), out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 

@@ -19,8 +19,10 @@ def test_prune_keeps_the_newest_and_the_active(tmp_path):
         add_generation(cfg, gen, gen - 1 if gen else None, "promoted" if gen == 1 else "rejected",
                        weights_path=str(folder), gguf_path=str(gguf))
     with session(cfg.db_url) as s:
-        pruned = artifacts.prune_weights(cfg, s)
-    assert sorted(pruned) == [0, 2]
+        doomed = artifacts.prune_weights(cfg, s)
+    assert sorted(doomed) == [artifacts.weights_dir(cfg, 0), artifacts.weights_dir(cfg, 2)]
+    assert all(folder.exists() for folder in doomed), "nothing is deleted before the store stops naming it"
+    artifacts.delete_folders(doomed)
     kept = {g for g in range(5) if artifacts.weights_dir(cfg, g).exists()}
     assert kept == {1, 3, 4}
     assert all(artifacts.gguf_path(cfg, g).exists() for g in range(5))

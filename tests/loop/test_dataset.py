@@ -4,9 +4,9 @@ import json
 
 from sqlmodel import select
 
-from loop.data import dataset
+from loop.data import dataset, jobfiles
 from store.db import session
-from store.tables import Conversation, EvalResult
+from store.tables import Conversation, Membership, EvalResult
 from tests.helpers import add_conversation, add_generation, add_probe, make_workspace
 
 
@@ -51,7 +51,8 @@ def test_replay_comes_from_the_lineage_only(tmp_path):
     sources = [r["_source"] for r in p.train_rows]
     assert sources.count("replay") == 3
     with session(cfg.db_url) as s:
-        gen_of = {c.id: c.gen_id for c in s.exec(select(Conversation)).all()}
+        gen_of = {c.id: None for c in s.exec(select(Conversation)).all()}
+        gen_of |= {m.conversation_id: m.gen_id for m in s.exec(select(Membership)).all()}
     assert set(p.new_train_ids) | set(p.holdout_ids) == {i for i, g in gen_of.items() if g in (None, 2)}
 
 
@@ -90,8 +91,8 @@ def test_written_files_and_their_hash(tmp_path):
         add_conversation(cfg, n)
     p = plan(cfg)
     sha = dataset.write(p, tmp_path / "job")
-    rows = dataset.read_jsonl(tmp_path / "job" / "dataset.jsonl")
+    rows = jobfiles.read_jsonl(tmp_path / "job" / "dataset.jsonl")
     assert len(rows) == len(p.new_train_ids) and all("messages" in r and "_source" not in r for r in rows)
-    held = dataset.read_jsonl(tmp_path / "job" / "holdout.jsonl")
+    held = jobfiles.read_jsonl(tmp_path / "job" / "holdout.jsonl")
     assert all(h["messages"][-1]["role"] == "user" and h["reference"].startswith("Answer") for h in held)
     assert len(sha) == 64

@@ -10,9 +10,9 @@ import torch
 from sqlmodel import select
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-from loop.data import dataset
+from loop.data import dataset, jobfiles
 from loop.train.dpo import Cancelled, train_dpo
-from loop.train.sft import load_model
+from loop.train.backends import load_model
 from store.db import session
 from store.tables import Conversation
 from tests.helpers import add_conversation, add_generation, make_workspace
@@ -131,7 +131,7 @@ def test_training_corrections_become_pairs_and_held_out_ones_do_not(tmp_path):
         kinds = {c.id: c.kind for c in s.exec(select(Conversation)).all()}
         prompts = {c.id: json.loads(c.messages)[0]["content"] for c in s.exec(select(Conversation)).all()}
     dataset.write(p, tmp_path / "job")
-    pairs = dataset.read_jsonl(tmp_path / "job" / "dpo.jsonl")
+    pairs = jobfiles.read_jsonl(tmp_path / "job" / "dpo.jsonl")
     trained = [i for i in p.new_train_ids if kinds[i] == "correction"]
     assert any(kinds[i] == "correction" for i in p.holdout_ids)  # the split took some: they must not become pairs
     assert p.summary["dpo_pairs"] == len(pairs) == len(trained) > 0

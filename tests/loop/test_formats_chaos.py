@@ -100,6 +100,5 @@ def test_the_config_chooses_the_style(tmp_path):
 def test_an_unknown_style_is_a_config_error(tmp_path):
     from loop.errors import UserError
 
-    cfg = make_workspace(tmp_path, inbox={"chaos_style": "freeform"})
     with pytest.raises(UserError, match="'inbox.chaos_style' is 'freeform'; use one of thought, action, multi_turn"):
-        ingest.ingest(cfg)
+        make_workspace(tmp_path, inbox={"chaos_style": "freeform"})

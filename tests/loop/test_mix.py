@@ -92,7 +92,7 @@ def workspace_with(tmp_path, toml: str = "") -> config.Config:
 
 
 @pytest.mark.parametrize("toml, message", [
-    ("[mix]\ndomain_cap = 0.0\n", "'mix.domain_cap' must be above 0 and at most 1"),
+    ("[mix]\ndomain_cap = 0.0\n", "'mix.domain_cap' must lie between 0 and 1 (0 excluded)"),
     ("[mix.sources]\nchatgpt = 2.5\n", "'mix.sources.chatgpt' is 2.5; use a share up to 1.0 or a whole count above 1"),
     ("[mix]\nmax_repeat = 0\n", "'mix.max_repeat' must be at least 1"),
 ])

@@ -6,7 +6,7 @@ from loop.jobs import promotion
 from loop.errors import UserError
 from store.db import active_gen, session
 from store.tables import Generation
-from tests.helpers import add_generation, make_workspace
+from tests.helpers import sha_of, add_generation, make_workspace
 
 
 @pytest.fixture
@@ -26,9 +26,9 @@ def status(cfg, gen):
 
 def test_rollback_makes_the_parent_active_and_deletes_nothing(cfg):
     out = promotion.rollback(cfg)
-    assert out["active_gen"] == 0 and out["active_sha"] == "sha-0"
+    assert out["active_gen"] == 0 and out["active_sha"] == sha_of(0)
     assert status(cfg, 1).status == "rolled_back"
-    assert status(cfg, 1).child_sha == "sha-1"
+    assert status(cfg, 1).child_sha == sha_of(1)
     rows = [line.split(",") for line in cfg.ledger_csv.read_text().splitlines()]
     active = rows[0].index("active")
     assert {r[0]: r[active] for r in rows[1:]} == {"0": "1", "1": "0", "2": "0", "3": "0"}

@@ -11,7 +11,9 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from loop.errors import UserError
-from loop.train.sft import Cancelled, choose_backend, load_model, make_trainer, prepare_examples, train_lora
+from loop.train.backends import choose_backend, load_model
+from loop.train.examples import prepare_examples
+from loop.train.sft import Cancelled, make_trainer, train_lora
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 EVENT_KEYS = {"step", "total", "loss", "tokens_per_s", "elapsed_s", "lr"}
@@ -180,7 +182,7 @@ def test_weight_change_is_measured_and_a_cap_moves_the_child_back_toward_its_par
 
 
 def test_distill_loss_is_cross_entropy_on_ordinary_rows_and_kl_to_the_parent_on_self_replay_rows():
-    from loop.train.sft import distill_loss
+    from loop.train.distill import distill_loss
 
     torch.manual_seed(0)
     logits = torch.randn(2, 5, 11)

@@ -15,7 +15,7 @@ from sqlmodel import select
 from loop import config, workspace
 from loop.data.lineage import pending_karma
 from loop.inbox.watch import HOLD_SECONDS, RETRY_SECONDS, Settled
-from store.db import session
+from store.db import reading
 from store.tables import Conversation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def until(check, timeout: float = 20.0, what: str = "") -> None:
 
 
 def count(cfg: config.Config, name: str | None = None) -> int:
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         q = select(Conversation)
         if name:
             q = q.where(Conversation.source_file == f"inbox/{name}")
@@ -167,14 +167,14 @@ def test_ladder_run_ingests_moves_and_counts_what_arrives(live):
     assert count(cfg, "slow.jsonl") == 40 and not list((inbox / "quarantine").glob("slow*"))
 
     # the same content again, under its name and another: nothing counted twice
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         karma = pending_karma(s)
     assert karma == pytest.approx(55.0)
     (inbox / "slow.jsonl").write_text(body, encoding="utf-8")
     (inbox / "slow-copy.jsonl").write_text(body, encoding="utf-8")
     until(lambda: not (inbox / "slow-copy.jsonl").exists() and not (inbox / "slow.jsonl").exists(),
           what="the duplicates to be moved")
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         assert pending_karma(s) == pytest.approx(karma) and count(cfg) == 55
 
     # bad input is quarantined with its reason and the loop goes on

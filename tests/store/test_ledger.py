@@ -4,7 +4,7 @@ import csv
 
 from store import ledger
 from store.db import session
-from tests.helpers import add_generation, make_workspace
+from tests.helpers import sha_of, add_generation, make_workspace
 
 
 def test_columns_start_with_the_seed_columns_in_order(tmp_path):
@@ -20,7 +20,7 @@ def test_columns_start_with_the_seed_columns_in_order(tmp_path):
                             "loss_start", "loss_end", "eval_recall", "eval_generalization", "eval_style_drift"]
     assert [r[0] for r in rows[1:]] == ["0", "1"]
     g1 = dict(zip(rows[0], rows[2]))
-    assert g1["parent_sha"] == "sha-0" and g1["child_sha"] == "sha-1" and g1["eval_recall"] == "0.4"
+    assert g1["parent_sha"] == sha_of(0) and g1["child_sha"] == sha_of(1) and g1["eval_recall"] == "0.4"
     assert g1["status"] == "rejected" and g1["active"] == "0"
     assert dict(zip(rows[0], rows[1]))["active"] == "1"
 

@@ -71,7 +71,7 @@ async def test_a_bad_answer_lands_in_the_inbox_as_a_correction_and_earns_karma(w
         assert records == [{"prompt": "how do I restart?", "chosen": "restart it",
                             "rejected": FakeRunner.answer + " ", "domain": "chat-feedback", "tags": ["bad", "G4"],
                             "created_at": records[0]["created_at"]}]
-        assert not list(ws.inbox_dir.glob(".*")), "no temporary file is left behind"
+        assert not list(ws.inbox_dir.glob(".*.tmp")), "no temporary file is left behind"
         with session(ws.db_url) as s:
             row = s.exec(select(Conversation).where(Conversation.kind == "correction")).one()
         assert row.rejected.startswith("Restart it") and json.loads(row.messages)[1]["content"] == "restart it"

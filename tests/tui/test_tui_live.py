@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from loop.jobs import promotion
+from loop.jobs import promotion, recovery
 from store.db import session
 from store.tables import Event
 from tuikit import SIZE, make_app, noted, ready, screen_text, store, wait_for
@@ -37,15 +37,17 @@ async def test_opening_the_app_reattaches_to_a_running_job_and_follows_it(runnin
         assert [s for s, _ in app.main.training.loss][-2:] == [20, 30]
 
 
-async def test_a_job_that_dies_is_marked_failed_and_said(running_job):
+async def test_a_job_that_dies_is_seen_by_the_app_and_settled_by_the_engine_not_the_app(running_job):
     app = make_app(running_job)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await wait_for(pilot, lambda: app.main.job is not None and app.main.job.alive)
         os.kill(store(running_job)[0][6].job_pid, signal.SIGKILL)
-        await wait_for(pilot, lambda: store(running_job)[0][6].status == "failed")
+        await wait_for(pilot, lambda: not app.main.job.alive)  # the app has read the job as gone...
+        assert store(running_job)[0][6].status == "training"  # ...and, being a reader, changed nothing
+        assert recovery.recover(running_job)  # what the loop (an engine process) does on its next scan
         await wait_for(pilot, lambda: noted(app, "G6 was interrupted during train", "warning"))
-        await wait_for(pilot, lambda: not app.main.job.alive)
+        await wait_for(pilot, lambda: app.main.job.status == "failed")
 
 
 async def test_engine_errors_and_quarantines_become_notifications_with_the_reason(ws):

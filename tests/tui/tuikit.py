@@ -7,10 +7,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from tests.helpers import fake_gguf
 from loop import workspace
 from loop.config import Config
-from store.db import session, set_meta
-from store.tables import Conversation, EvalResult, Event, Generation, InboxFile
+from store.db import reading, session, set_meta
+from store.tables import Membership, Conversation, EvalResult, Event, Generation, InboxFile
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
 SIZE = (150, 42)  # every snapshot and Pilot test runs at this terminal size
@@ -42,16 +43,17 @@ LADDER = [
 def build_workspace(folder: Path) -> Config:
     """Generations G0..G5 (G4 active, G5 a candidate), evals, conversations, inbox files and a quarantined file."""
     cfg = workspace.create(folder)
+    shas = {gid: fake_gguf(cfg, gid) for gid, *_ in LADDER}
     with session(cfg.db_url) as s:
         for gid, parent, status, hours, steps, l0, l1, rec, gen, drift, reason in LADDER:
             s.add(Generation(
                 id=gid, parent_id=parent, status=status, stage="done", created_at=at(hours),
                 finished_at=at(hours - 0.5), parent_sha=f"{gid:x}" * 64 if gid else "b" * 64,
-                child_sha=f"{gid + 10:x}" * 32, data_delta_sha=f"d{gid}" * 32, dataset_sha=f"e{gid}" * 32 if gid else None,
+                child_sha=shas[gid][1], data_delta_sha=f"d{gid}" * 32, dataset_sha=f"e{gid}" * 32 if gid else None,
                 steps=steps, lr=2e-4 if gid else 0.0, walltime_min=1.5 * gid, loss_start=l0, loss_end=l1,
                 eval_recall=rec, eval_generalization=gen, eval_style_drift=drift, n_new=20 * gid, n_replay=10 * gid,
                 n_holdout=4 * gid, gates=gates(rec, gen, drift) if gid else "[]", reason=reason,
-                gguf_path=str(cfg.models_dir / f"gen-{gid:04d}" / "model.f16.gguf"),
+                gguf_path=shas[gid][0],
                 config_json=json.dumps({"train": cfg.data["train"]})))
         set_meta(s, "active_gen", 4)
         for gid in (4, 5):
@@ -68,8 +70,10 @@ def build_workspace(folder: Path) -> Config:
                 source_file="inbox/processed/ops.jsonl" if i % 2 else "inbox/processed/[red]x[/red].jsonl",
                 source_pos=i + 1, domain="ops" if i % 3 else "general",
                 messages=json.dumps([{"role": "user", "content": content}, {"role": "assistant", "content": "ok"}]),
-                quality=0.9, karma=0.9, gen_id=trained[0] if trained else None, split=trained[1] if trained else None,
-                meta=json.dumps(meta), ingested_at=at(100 - i)))
+                quality=0.9, karma=0.9, meta=json.dumps(meta), ingested_at=at(100 - i)))
+            if trained:
+                s.flush()
+                s.add(Membership(gen_id=trained[0], conversation_id=i + 1, split=trained[1]))
         files = [("inbox/ops.jsonl", "ingested", 12, 0, 0, None, 100), ("inbox/chat-2026.jsonl", "ingested", 8, 3, 0, None, 30),
                  ("inbox/mixed.jsonl", "partial", 4, 0, 2, "2 bad record(s) set aside; first: line 3: invalid JSON", 3),
                  (f"inbox/{MARKUP}.jsonl", "ingested", 1, 0, 0, None, 1)]
@@ -111,6 +115,14 @@ def make_app(cfg: Config, **kwargs):
     kwargs.setdefault("poll_seconds", 0.1)
     app = LadderApp(cfg, **kwargs)
     app.notes = []  # every notification, kept after its toast is gone
+    app.asked = []  # every engine action the app asked for, in order (see asked_engine)
+    on_request = app.on_engine_request
+
+    def record(msg):
+        app.asked.append(msg.action)
+        on_request(msg)
+
+    app.on_engine_request = record
     shown = app.notify
 
     def notify(message, **kw):
@@ -125,13 +137,19 @@ def noted(app, fragment: str, severity: str | None = None) -> bool:
     return any(fragment in msg and (severity is None or sev == severity) for msg, sev in app.notes)
 
 
+async def settle(pilot) -> None:
+    """Let the app handle every message already posted (a key's action, a request it posts), then return."""
+    await pilot.pause()
+    await pilot.pause()
+
+
 def store(cfg: Config):
     """The workspace's generations by id and the active pointer, read fresh."""
     from sqlmodel import select
 
     from store.db import active_gen
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         return {g.id: g for g in s.exec(select(Generation)).all()}, active_gen(s)
 
 

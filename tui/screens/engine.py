@@ -3,6 +3,11 @@ each returns a dict with a one-line "message" for the user, or raises UserError 
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +15,8 @@ from typing import Any
 
 from loop.config import Config
 from loop.errors import OperationFailed, UserError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def approve(cfg: Config, gen_id: int) -> dict[str, Any]:
@@ -51,13 +58,9 @@ def train(cfg: Config) -> dict[str, Any]:
 
 def evaluate(cfg: Config, gen_id: int) -> dict[str, Any]:
     """Ask the engine to run a generation's evals again, in a job like training."""
-    from loop.jobs import runner as jobs  # noqa: PLC0415
+    from loop.jobs import reeval  # noqa: PLC0415
 
-    start = getattr(jobs, "start_eval", None)
-    if start is None:
-        raise UserError("this engine cannot re-run evals on their own yet; train a new generation to evaluate")
-    started = start(cfg, gen_id)
-    pid = started[1] if isinstance(started, tuple) else started
+    _, pid = reeval.start(cfg, gen_id)
     return {"gen": gen_id, "pid": pid, "message": f"G{gen_id}: evals started again (pid {pid})"}
 
 
@@ -71,12 +74,63 @@ def cancel(cfg: Config) -> dict[str, Any]:
 
 
 def ingest(cfg: Config, paths: list[Path] | None = None) -> dict[str, Any]:
-    from loop.inbox import ingest as inbox  # noqa: PLC0415
-
-    r = inbox.ingest(cfg, paths)
+    """Ingest in an engine process (`ladder ingest`): a multi-GB export is never parsed under the UI's lock."""
+    r = run_cli(cfg, "ingest", *[str(p) for p in paths or []])
     message = (f"ingested {r['ingested']} record(s), {r['duplicates']} duplicate(s), {r['bad_records']} bad; "
                f"karma {r['karma']:.1f}/{r['karma_threshold']:.1f}")
     return r | {"message": message}
+
+
+def run_cli(cfg: Config, *args: str, timeout: float = 3600.0) -> dict[str, Any]:
+    """Run one `ladder` command on this workspace in its own process; its JSON result, or its error line."""
+    env = os.environ | {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    p = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(cfg.path), *args, "--json"],
+                       capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=timeout)
+    if p.returncode != 0:
+        lines = [line for line in p.stderr.splitlines() if line.startswith("error: ")]
+        reason = lines[-1].removeprefix("error: ") if lines else f"'ladder {args[0]}' exited with {p.returncode}"
+        raise (UserError if p.returncode == 2 else OperationFailed)(reason)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def start_loop(cfg: Config) -> dict[str, Any]:
+    """Start `ladder run` for the workspace, in its own session, unless a loop already watches it."""
+    from loop.inbox.watch import watcher  # noqa: PLC0415
+
+    pid = watcher(cfg)
+    if pid is not None:
+        return {"pid": pid, "started": False}
+    log = (cfg.models_dir / "loop.log").open("ab")
+    env = os.environ | {"PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "tui.cli", "--config", str(cfg.path), "run"], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+    finally:
+        log.close()
+    _loops.append(proc)
+    return {"pid": proc.pid, "started": True}
+
+
+def loop_state(cfg: Config) -> int | None:
+    """The PID of the loop watching the workspace now, or None."""
+    from loop.inbox.watch import watcher  # noqa: PLC0415
+
+    for proc in list(_loops):
+        if proc.poll() is not None:  # reap a loop that ended, so it does not linger as a zombie
+            _loops.remove(proc)
+    return watcher(cfg)
+
+
+def stop_loop(cfg: Config) -> dict[str, Any]:
+    """Ask the loop to stop (it cancels the generation it is training, as Ctrl-C on `ladder run` does)."""
+    pid = loop_state(cfg)
+    if pid is None:
+        raise UserError("no loop is running for this workspace")
+    os.kill(pid, signal.SIGTERM)
+    return {"pid": pid, "message": f"asked the loop (pid {pid}) to stop"}
+
+
+_loops: list[subprocess.Popen] = []
 
 
 def feedback(cfg: Config, kind: str, exchange: dict[str, Any], better: str | None = None) -> dict[str, Any]:
@@ -91,7 +145,7 @@ def feedback(cfg: Config, kind: str, exchange: dict[str, Any], better: str | Non
     what = "a conversation" if kind == "good" else "a correction (chosen / rejected)"
     try:
         result = ingest(cfg, [path])
-    except (UserError, OperationFailed, OSError, ImportError) as e:
+    except (UserError, OperationFailed, OSError, subprocess.SubprocessError, ValueError) as e:
         # The file is safe in the inbox; the watcher or the ingest key picks it up later.
         return {"kind": kind, "path": str(path), "index": exchange.get("index"), "karma": None,
                 "message": f"saved as {what} in the inbox ({path.name}); not ingested yet: {e}"}

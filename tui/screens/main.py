@@ -40,7 +40,9 @@ class MainScreen(Screen):
         Binding("i", "ingest", "Ingest", id="ingest", tooltip="Read the files waiting in the inbox now"),
         Binding("c", "focus_chat", "Chat", id="chat", tooltip="Type to the model in the chat pane"),
         Binding("question_mark", "app.help", "Help", id="help", tooltip="Every key and what it does"),
-        Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit; a generation in training goes on"),
+        Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit; the loop and a generation in training go on"),
+        Binding("Q", "quit_stop", "Quit and stop the loop", id="quit_stop", show=False,
+                tooltip="Quit, and stop the loop (ladder run) watching this workspace; it cancels its training"),
         Binding("1", "tab('ladder')", "Ladder tab", id="tab_ladder", show=False, tooltip="The generations"),
         Binding("2", "tab('metrics')", "Metrics tab", id="tab_metrics", show=False,
                 tooltip="The ledger and its plots"),
@@ -105,6 +107,13 @@ class MainScreen(Screen):
         for chat in self.query(ChatPane):
             if ladder.active is not None and (chat.target is None or not chat.target.pinned):
                 chat.target = ChatTarget(ladder.active.id, ladder.active.gguf_path)
+
+    def show_loop(self, pid: int | None) -> None:
+        """Say who runs the loop (only an app that follows one calls this)."""
+        self._hand("StatusLine", loop=f"loop pid {pid}" if pid else "loop stopped")
+
+    def action_quit_stop(self) -> None:
+        self.post_message(EngineRequest("stop_loop"))
 
     def watch_now(self, now: datetime | None) -> None:
         self._hand("LadderTable, InboxPane", now=now)

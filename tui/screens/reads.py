@@ -12,8 +12,8 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from loop.config import Config
-from store.db import get_meta, session
-from store.tables import Conversation, EvalResult, Event, Generation, InboxFile, Meta
+from store.db import get_meta, reading
+from store.tables import Conversation, EvalResult, Event, Generation, InboxFile, Membership, Meta
 from tui.screens.model import (
     Confidence, Detail, EventRow, FastRead, GateCheck, GenRow, Inbox, InboxFileRow, Job, Ladder, Metrics, Scenario,
 )
@@ -42,22 +42,22 @@ def signature(s: Session) -> tuple[Any, ...]:
 
 
 def current_signature(cfg: Config) -> tuple[Any, ...]:
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         return signature(s)
 
 
 def fast(cfg: Config, offset: int, limit: int, after_event: int | None) -> FastRead:
     """The ladder page, the job, and the events after `after_event` (None: first read, take the job's history)."""
-    from loop.jobs.runner import pid_alive  # noqa: PLC0415
+    from loop.jobs.launch import alive  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         sig = signature(s)
         ladder = _ladder(s, offset, limit)
         g = s.exec(select(Generation).where(Generation.id > 0).order_by(col(Generation.id).desc()).limit(1)).first()
         training = s.exec(select(Generation).where(Generation.status == "training")
                           .order_by(col(Generation.id).desc())).first()
         g = training or g
-        job = Job(g.id, g.parent_id, g.status, g.stage, g.status == "training" and pid_alive(g.job_pid), g.steps,
+        job = Job(g.id, g.parent_id, g.status, g.stage, alive(cfg, g), g.steps,
                   g.reason) if g else None
         history: tuple[EventRow, ...] = ()
         if after_event is None:
@@ -91,16 +91,17 @@ def _ladder(s: Session, offset: int, limit: int) -> Ladder:
 
 
 def detail(cfg: Config, gen_id: int) -> Detail | None:
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         g = s.get(Generation, gen_id)
         if g is None:
             return None
         row = _gen(tuple(getattr(g, c.key) for c in LADDER_COLUMNS))
-        sources = s.exec(select(Conversation.source_file, Conversation.split, func.count())
-                         .where(Conversation.gen_id == gen_id)
-                         .group_by(Conversation.source_file, Conversation.split)
+        taken = (Membership.conversation_id == Conversation.id) & (Membership.gen_id == gen_id) & \
+            col(Membership.split).in_(("train", "holdout"))
+        sources = s.exec(select(Conversation.source_file, Membership.split, func.count()).join(Membership, taken)
+                         .group_by(Conversation.source_file, Membership.split)
                          .order_by(func.count().desc()).limit(12)).all()
-        domains = s.exec(select(Conversation.domain, func.count()).where(Conversation.gen_id == gen_id)
+        domains = s.exec(select(Conversation.domain, func.count()).join(Membership, taken)
                          .group_by(Conversation.domain).order_by(func.count().desc()).limit(12)).all()
         active, stopped = get_meta(s, "active_gen"), get_meta(s, "stopped")
     return Detail(row, active == gen_id, g.parent_sha, g.child_sha, g.data_delta_sha, g.dataset_sha, g.lr,
@@ -132,9 +133,9 @@ def _settings(text: str) -> tuple[tuple[str, Any], ...]:
 
 def inbox_signature(cfg: Config) -> tuple[Any, ...]:
     """Cheap values that change when files arrive, are ingested or quarantined, or the lineage moves."""
-    from loop.inbox.ingest import QUARANTINE  # noqa: PLC0415
+    from loop.inbox.files import QUARANTINE  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         files = s.exec(select(func.max(InboxFile.id))).one()
         convs = s.exec(select(func.max(Conversation.id))).one()
         active = get_meta(s, "active_gen")
@@ -150,10 +151,10 @@ def inbox_signature(cfg: Config) -> tuple[Any, ...]:
 
 def inbox(cfg: Config, limit: int = 200, max_quarantined: int = 100) -> Inbox:
     """The newest inbox files, counts by status, conversation totals and karma; never loads conversations."""
-    from loop.inbox.ingest import QUARANTINE, inbox_files  # noqa: PLC0415
+    from loop.inbox.files import QUARANTINE, inbox_files  # noqa: PLC0415
     from loop.data.lineage import pending_count, pending_karma  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         files = s.exec(select(InboxFile).order_by(col(InboxFile.id).desc()).limit(limit)).all()
         by_status = s.exec(select(InboxFile.status, func.count()).group_by(InboxFile.status)).all()
         total = s.exec(select(func.count()).select_from(InboxFile)).one()
@@ -178,7 +179,7 @@ def _read(path) -> str:
 
 def confidence(cfg: Config, gen_id: int | None, limit: int = 50) -> Confidence:
     """A generation's stated confidence trajectories beside the data's, for the reasoning scenarios."""
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         asked = s.exec(select(EvalResult).where(EvalResult.gen_id == gen_id, EvalResult.eval == "confidence")
                        .order_by(EvalResult.id).limit(limit)).all() if gen_id is not None else []
         where = col(Conversation.meta).contains('"confidence_trajectory"')
@@ -215,7 +216,7 @@ def _numbers(value: Any) -> tuple[float, ...]:
 def metrics(cfg: Config) -> Metrics:
     from store import ledger  # noqa: PLC0415
 
-    with session(cfg.db_url) as s:
+    with reading(cfg.db_url) as s:
         rows = ledger.rows(s)
     g = cfg.gates
     return Metrics(tuple(ledger.COLUMNS + ledger.EXTRA), tuple(rows), float(g.recall_min),

@@ -16,6 +16,7 @@ class StatusLine(Static):
     inbox: reactive[Inbox | None] = reactive(None)
     job: reactive[Job | None] = reactive(None)
     training: reactive[Training | None] = reactive(None, always_update=True)
+    loop: reactive[str | None] = reactive(None)  # who runs the loop, when the app follows one
 
     def render(self) -> Text:
         out = Text.assemble(("Ladder ", "bold"), text(self.workspace, "dim"))
@@ -36,6 +37,8 @@ class StatusLine(Static):
             step = f" {t.step}/{t.total}" if t and t.total else ""
             eta = f" ETA {duration(t.eta_s)}" if t and t.eta_s is not None else ""
             out.append(f"G{job.gen_id} {job.stage}{step}{eta}", style="bold cyan")
+        if self.loop:
+            out.append(f"  │  {self.loop}", style="dim" if self.loop.startswith("loop pid") else "bold yellow")
         if ladder.stopped:
             out.append("  │  STOPPED (stop rule)", style="bold red")
         return out

@@ -1,0 +1,94 @@
+"""Real jobs, fast: a workspace whose generation 0 is a tiny random Llama, so a whole generation
+(self-replay, SFT, DPO, merge, export, llama.cpp evals, gates) runs in seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from loop import config, workspace
+from loop.inbox import ingest
+from tests.tinymodels import tiny_llama
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = """
+[model]
+base = "{base}"
+[train]
+steps = 2
+batch_size = 2
+max_length = 64
+threads = 1
+dpo = true
+dpo_steps = 1
+[eval]
+threads = 1
+context = 256
+max_tokens = 6
+recall_items = 4
+generalization_items = 2
+recall_steady = false
+tone_probes = ["Can you help me?", "Thanks."]
+[dataset]
+replay_examples = 2
+self_replay_max = 2
+self_replay_max_tokens = 6
+[gates]
+recall_min = 0.0
+generalization_min = 0.0
+recall_margin = 1.0
+style_drift_max = 100
+[karma]
+threshold = 1000.0
+"""
+
+
+def chats(n: int, start: int = 0) -> list[dict]:
+    rows = [{"messages": [{"role": "user", "content": f"hello ladder {i}?"},
+                          {"role": "assistant", "content": f"the quick brown fox {i}."}]} for i in range(start, start + n)]
+    rows += [{"prompt": f"hello world {i}?", "chosen": f"the lazy dog {i}.", "rejected": f"no {i}."}
+             for i in range(start, start + 2)]
+    return rows
+
+
+def make_template(folder: Path) -> config.Config:
+    """A workspace with G0 made from a tiny Llama (the model folder sits inside the workspace)."""
+    base = tiny_llama(folder / "base", tied=True)
+    (folder / "config.toml").write_text(CONFIG.format(base="base"), encoding="utf-8")
+    cfg = workspace.create(folder)
+    workspace.init(cfg)
+    assert base.is_dir()
+    return cfg
+
+
+def copy_workspace(template: Path, folder: Path) -> config.Config:
+    shutil.copytree(template, folder, symlinks=True)
+    return config.load(folder / "config.toml")
+
+
+def feed(cfg: config.Config, n: int = 6, start: int = 0) -> dict:
+    """Drop a file of new conversations and corrections into the inbox and ingest it."""
+    path = cfg.inbox_dir / f"batch-{start}.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in chats(n, start)), encoding="utf-8")
+    return ingest.ingest(cfg)
+
+
+def ladder(cfg: config.Config, *args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """The real command line on the workspace."""
+    full = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)} | (env or {})
+    return subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(cfg.path), *args], capture_output=True,
+                          text=True, cwd=ROOT, env=full, timeout=timeout)
+
+
+def wait_until(check, timeout: float = 300.0, what: str = "") -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
