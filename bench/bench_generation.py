@@ -63,10 +63,10 @@ def main() -> None:
     ingest_s = time.perf_counter() - t
 
     t = time.perf_counter()
-    gen_id, job_dir = jobs.prepare(cfg, args.steps)
+    gen_id, job_dir, held = jobs.prepare(cfg, args.steps)
     dataset_s = time.perf_counter() - t
     t = time.perf_counter()
-    jobs.spawn(cfg, gen_id, job_dir)
+    jobs.spawn(cfg, gen_id, job_dir, held)
     g = jobs.follow(cfg, gen_id, lambda ev: None)
     job_s = time.perf_counter() - t
     if g.status in ("failed", "cancelled"):

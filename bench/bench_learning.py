@@ -116,7 +116,7 @@ def measure(cfg: config.Config, gen: int, data: dict[str, Any]) -> dict[str, Any
 
     with session(cfg.db_url) as s:
         g = s.get(Generation, gen)
-        gguf = Path(g.gguf_path) if g and g.gguf_path else None
+        gguf = cfg.resolve(g.gguf_path) if g and g.gguf_path else None
         sha = g.child_sha if g else None
     if gguf is None or not gguf.is_file():
         return {"skill": None, "general": None, "answers": {}, "eval_s": 0.0}

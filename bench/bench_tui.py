@@ -99,18 +99,20 @@ def build(folder: Path, generations: int, conversations: int) -> Path:
     db.execute("INSERT INTO meta (key, value) VALUES ('active_gen', ?)", (json.dumps(active),))
     batch = 50_000
     for first in range(0, conversations, batch):
-        rows = []
+        rows, taken = [], []
         for i in range(first, min(first + batch, conversations)):
             gen = i * generations // conversations if i % 20 else None  # 5 % not trained on yet
             meta = '{"confidence_trajectory": [70, 50, 85]}' if i % 1000 == 0 else "{}"
             msgs = json.dumps([{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": "answer"}])
             rows.append((f"{i:064x}", "chat", "jsonl", f"inbox/processed/batch-{i // 1000}.jsonl", i % 1000 + 1, msgs,
-                         "ops" if i % 3 else "general", "conversations", 0.8, "[]", 0.8, gen,
-                         None if gen is None else ("holdout" if i % 5 == 0 else "train"), meta,
+                         "ops" if i % 3 else "general", "conversations", 0.8, "[]", 0.8, meta,
                          stamp(start + timedelta(seconds=i))))
+            if gen is not None:
+                taken.append((gen, i + 1, "holdout" if i % 5 == 0 else "train"))
         db.executemany("INSERT INTO conversation (content_sha, kind, source_format, source_file, source_pos, messages, "
-                       "domain, stage, quality, quality_reasons, karma, gen_id, split, meta, ingested_at) "
-                       "VALUES (" + ",".join("?" * 15) + ")", rows)
+                       "domain, stage, quality, quality_reasons, karma, meta, ingested_at) "
+                       "VALUES (" + ",".join("?" * 13) + ")", rows)
+        db.executemany("INSERT INTO membership (gen_id, conversation_id, split) VALUES (?, ?, ?)", taken)
     db.executemany("INSERT INTO inboxfile (content_sha, name, size, status, records, duplicates, bad, seen_at) "
                    "VALUES (?, ?, 1000, 'ingested', 1000, 0, 0, ?)",
                    [(f"f{n:063x}", f"inbox/batch-{n}.jsonl", stamp(start + timedelta(minutes=n)))

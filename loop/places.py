@@ -66,12 +66,12 @@ def check_driver(url: str, where: str) -> None:
     try:
         dialect = make_url(url).get_dialect()
         dialect.import_dbapi()
+    except NoSuchModuleError:  # before ArgumentError, which it is a kind of
+        raise UserError(f"{where}: 'workspace.database' names an unknown kind of database ({url.split(':')[0]}); "
+                        "use sqlite:/// or postgresql://") from None
     except ArgumentError:
         raise UserError(f"{where}: 'workspace.database' is not a database URL ({url!r}); use one such as "
                         "sqlite:///ladder.db or postgresql://user@host/ladder") from None
-    except NoSuchModuleError:
-        raise UserError(f"{where}: 'workspace.database' names an unknown kind of database ({url.split(':')[0]}); "
-                        "use sqlite:/// or postgresql://") from None
     except ImportError as e:
         raise UserError(f"{where}: 'workspace.database' needs the Python package {e.name!r}, which is not installed: "
                         f"install it into Ladder's environment, or use sqlite:///ladder.db") from None

@@ -7,7 +7,7 @@ findings into the one line a user reads: the key, what is wrong, and the fix.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import annotated_types as at
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -201,15 +201,15 @@ def problem(err: dict[str, Any], data: dict[str, Any]) -> str:
     if kind in ("too_short", "string_too_short"):
         return f"'{dotted}' must not be empty"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        return f"'{dotted}' {_range(err['loc'], value)}, got {value!r}"
+        return f"'{dotted}' {_range(err['loc'], value, kind, ctx)}, got {value!r}"
     return f"'{dotted}': {err['msg']}, got {value!r}"
 
 
-def _range(loc: tuple, value: Any) -> str:
-    """The allowed range of a number key, in words, from its declared bounds."""
+def _range(loc: tuple, value: Any, kind: str, ctx: dict[str, Any]) -> str:
+    """The allowed range of a number key, in words: both ends for a share or ratio, else the bound it broke."""
     lo = hi = None
     lo_open = hi_open = False
-    for m in getattr(_field(loc), "metadata", []):
+    for m in _metadata(_field(loc)):
         if isinstance(m, at.Gt):
             lo, lo_open = m.gt, True
         elif isinstance(m, at.Ge):
@@ -221,9 +221,22 @@ def _range(loc: tuple, value: Any) -> str:
     if (lo, hi) == (0, 1):  # a share or a ratio
         ends = [e for e, is_open in (("0", lo_open), ("1", hi_open)) if is_open]
         return "must lie between 0 and 1" + (f" ({' and '.join(ends)} excluded)" if ends else "")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        return f"must be {'greater than' if lo_open else 'at least'} {lo:g}"
-    return f"must be {'below' if hi_open else 'at most'} {hi:g}"
+    words = {"greater_than": ("greater than", "gt"), "greater_than_equal": ("at least", "ge"),
+             "less_than": ("below", "lt"), "less_than_equal": ("at most", "le")}[kind]
+    return f"must be {words[0]} {ctx[words[1]]:g}"
+
+
+def _metadata(field: Any) -> list[Any]:
+    """A field's constraints; for a table of numbers (karma.weights), those of its values."""
+    if field is None:
+        return []
+    if field.metadata:
+        return list(field.metadata)
+    args = get_args(field.annotation)
+    if len(args) == 2 and get_origin(field.annotation) is dict:
+        inner = get_args(args[1])
+        return [m for a in inner[1:] for m in getattr(a, "metadata", [a])]
+    return []
 
 
 def _field(loc: tuple) -> Any:

@@ -92,3 +92,38 @@ def wait_until(check, timeout: float = 300.0, what: str = "") -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+OUR_LOCKS = {".lineage.lock", ".watch.lock", ".ingest.lock"}
+
+
+def problems(cfg: config.Config) -> list[str]:
+    """What is wrong with a workspace after a crash: [] when the active generation, its GGUF's SHA-256 and the
+    ledger CSV agree, no generation is left "training" without a job, and nothing half-written remains."""
+    import csv
+
+    from sqlmodel import select
+
+    from loop.hashing import sha256_file
+    from loop.jobs.launch import alive
+    from store.db import active_gen, reading
+    from store.tables import Generation
+
+    out = []
+    with reading(cfg.db_url) as s:
+        gens = {g.id: g for g in s.exec(select(Generation)).all()}
+        active = gens.get(active_gen(s))
+    marked = [r for r in csv.DictReader(cfg.ledger_csv.open()) if r["active"] == "1"]
+    if active is None or [int(r["GEN_ID"]) for r in marked] != [active.id]:
+        out.append(f"ledger marks {[r['GEN_ID'] for r in marked]} active, the store G{active.id if active else None}")
+    elif not (marked[0]["child_sha"] == active.child_sha == sha256_file(cfg.resolve(active.gguf_path))):
+        out.append(f"G{active.id}: the ledger's, the store's and the file's SHA-256 differ")
+    out += [f"temporary file left: {p.relative_to(cfg.root)}" for p in cfg.models_dir.rglob(".*")
+            if p.name not in OUR_LOCKS]
+    for g in gens.values():
+        folder = cfg.models_dir / f"gen-{g.id:04d}"
+        if g.status in ("failed", "cancelled") and (list(folder.glob("*.gguf")) or list(folder.glob("hf*"))):
+            out.append(f"G{g.id} ({g.status}) left weights or a GGUF")
+        if g.status == "training" and not alive(cfg, g):
+            out.append(f"G{g.id} is still marked training with no job")
+    return out

@@ -7,7 +7,6 @@ with their tab, and llama.cpp loads in the chat worker. Training never runs here
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from contextlib import closing
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -18,13 +17,19 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from loop.config import Config, load
-from loop.errors import UserError
 from tui import messages as m
+from tui.chatting import ChatHandlers
 from tui.screens.engine import ChatModel, default_runner, describe
-from tui.screens.help import HelpScreen, command_palette, help_sections, key_display, keymap_of
+from tui.screens.help import (
+    HelpScreen,
+    command_palette,
+    help_sections,
+    key_display,
+    keymap_of,
+)
 from tui.screens.main import LADDER_PAGE, MainScreen
 from tui.screens.model import Training
-from tui.widgets.chat import ChatPane, ChatTarget
+from tui.widgets.chat import ChatPane
 
 POLL_SECONDS = 0.5  # the ladder, the job and new events
 SLOW_SECONDS = 3.0  # the inbox and karma, re-read only when something there changed
@@ -36,7 +41,7 @@ TITLES = {"stop_loop": "Loop", "approve": "Approve", "reject": "Reject", "rollba
 RunnerFactory = Callable[..., Any]  # (gguf_path, threads=, context=, seed=) -> a loop.llm.Runner-like object
 
 
-class LadderApp(App[int]):
+class LadderApp(ChatHandlers, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "Ladder"
 
@@ -244,38 +249,6 @@ class LadderApp(App[int]):
 
     def on_chat_pane_feedback(self, msg: ChatPane.Feedback) -> None:
         self._start("engine", "feedback", self._engine_call, "feedback", (msg.kind, msg.exchange, msg.better))
-
-    # The chat: the model loads and answers in a worker; pieces come back as messages.
-    def on_chat_pane_asked(self, msg: ChatPane.Asked) -> None:
-        self._start("chat", "chat", self._chat, msg.target, msg.messages, msg.raw, exclusive=True)
-
-    def _chat(self, target: ChatTarget, messages: list[dict[str, str]], raw: bool) -> None:
-        worker = get_current_worker()
-        if not target.gguf_path:
-            raise UserError(f"G{target.gen_id} has no GGUF file (it was never exported); choose another with ctrl+t")
-        loading = partial(self.post_message, m.ChatLoading(f"G{target.gen_id}"))
-        with closing(self.chat_model.stream(Path(target.gguf_path), messages, self.chat_max_tokens, raw,
-                                            loading)) as pieces:
-            for piece in pieces:
-                if worker.is_cancelled:
-                    self.post_message(m.ChatDone(stopped=True))
-                    return
-                self.post_message(m.ChatPiece(piece))
-        self.post_message(m.ChatDone())
-
-    def on_chat_piece(self, msg: m.ChatPiece) -> None:
-        for chat in self.main.query(ChatPane):
-            chat.add_piece(msg.text)
-
-    def on_chat_done(self, msg: m.ChatDone) -> None:
-        for chat in self.main.query(ChatPane):
-            chat.finish(msg.stopped, msg.error)
-
-    def on_chat_loading(self, msg: m.ChatLoading) -> None:
-        self.notify(f"Loading {msg.label} in llama.cpp…", title=TITLES["chat"], timeout=3, markup=False)
-
-    def on_chat_pane_stop_asked(self, msg: ChatPane.StopAsked) -> None:
-        self.workers.cancel_group(self, "chat")
 
     def on_unmount(self) -> None:
         self.workers.cancel_group(self, "chat")

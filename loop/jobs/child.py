@@ -32,7 +32,7 @@ def load_job(job_dir: Path) -> tuple[dict, config.Config]:
 
 def main(job_dir: str) -> int:
     folder = Path(job_dir).absolute()
-    faults.arm_from_env()
+    faults.arm_from_env(folder)
     fd = os.environ.pop(LOCK_FD_ENV, None)
     if fd is not None:  # say who holds the lock; the lock itself stays held until this process ends
         os.pwrite(int(fd), f"pid {os.getpid()}".encode(), 0)

@@ -102,10 +102,10 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     faults.point("export.start")
     child_sha = export_gguf(artifacts.weights_dir(cfg, gen_id), target, artifacts.local(cfg, parent.gguf_path),
                             cfg.model.export_dtype)
+    faults.point("export.renamed")
     check()
 
     set_stage(cfg, gen_id, "eval", events, f"G{gen_id}: evaluating through llama.cpp")
-    faults.point("export.renamed")
     faults.point("eval.start")
     metrics, results = evaluate(cfg, target, job_path)
     faults.point("eval.child")

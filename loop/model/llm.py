@@ -35,6 +35,10 @@ class Runner:
         self.seed = seed
         self._llm: Any = None
         _check_gguf(self.path)
+        trained = trained_context(self.path)
+        if trained and context > trained:
+            raise UserError(f"eval.context = {context} is more than llama.cpp could allocate for this model: "
+                            f"{self.path.name} was trained for {trained} tokens; set eval.context to {trained} or less")
         try:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - packaging problem
@@ -45,6 +49,9 @@ class Runner:
                 n_threads_batch=threads, seed=seed, verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
+            if context > 512 and _loads(self.path, threads):
+                raise UserError(f"eval.context = {context} is more than llama.cpp could allocate for "
+                                f"{self.path.name} on this machine; lower eval.context") from exc
             raise UserError(f"cannot load GGUF {self.path}: llama.cpp rejected it "
                             "(corrupt, truncated or an unsupported architecture)") from exc
 
@@ -120,6 +127,30 @@ def _guard(chunks: Iterator[Any]) -> Iterator[Any]:
         yield from chunks
     except ValueError as exc:
         raise OperationFailed(_one_line(exc)) from exc
+
+
+def trained_context(path: Path) -> int | None:
+    """The context length the model was trained for, from the GGUF's metadata (None when it does not say)."""
+    try:
+        from gguf import GGUFReader
+
+        fields = GGUFReader(path).fields
+        arch = fields["general.architecture"].contents()
+        field = fields.get(f"{arch}.context_length")
+        return int(field.contents()) if field is not None else None
+    except Exception:  # noqa: BLE001 - unreadable metadata: llama.cpp will say what is wrong
+        return None
+
+
+def _loads(path: Path, threads: int) -> bool:
+    """Whether the file loads with a small context: then the context asked for was the problem."""
+    from llama_cpp import Llama
+
+    try:
+        Llama(model_path=str(path), n_ctx=256, n_threads=threads, verbose=False).close()
+        return True
+    except (ValueError, RuntimeError, OSError):
+        return False
 
 
 def _check_gguf(path: Path) -> None:

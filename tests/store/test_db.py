@@ -42,3 +42,28 @@ def test_failed_unit_of_work_is_rolled_back(tmp_path):
     with session(cfg.db_url) as s:
         assert get_meta(s, "x") is None
         assert s.exec(select(Meta).where(Meta.key == "x")).first() is None
+
+
+def test_a_store_from_before_membership_and_relative_paths_is_upgraded(tmp_path):
+    """A v1 store (made by the landed code: gen_id/split on each record, absolute paths, here of a
+    workspace that lived elsewhere) opens as the current schema with nothing lost."""
+    from pathlib import Path
+
+    from store.db import SCHEMA_VERSION, reading
+    from store.tables import Conversation, Generation, Membership
+
+    dump = (Path(__file__).resolve().parents[1] / "fixtures" / "store" / "v1.sql").read_text(encoding="utf-8")
+    con = sqlite3.connect(tmp_path / "ladder.db")
+    con.executescript(dump)
+    con.close()
+    url = f"sqlite:///{tmp_path / 'ladder.db'}"
+    with reading(url) as s:
+        splits = sorted((m.gen_id, m.conversation_id, m.split) for m in s.exec(select(Membership)).all())
+        gens = {g.id: g for g in s.exec(select(Generation)).all()}
+        assert len(s.exec(select(Conversation)).all()) == 6
+        assert get_meta(s, "schema_version") == SCHEMA_VERSION
+    assert splits == [(1, 1, "train"), (1, 2, "train"), (1, 3, "holdout"), (2, 4, "train")]
+    assert gens[1].gguf_path == "models/gen-0001/model.f16.gguf" and gens[1].job_dir == "models/gen-0001/job"
+    assert gens[2].weights_path is None and gens[0].job_dir is None
+    columns = [r[1] for r in sqlite3.connect(tmp_path / "ladder.db").execute("PRAGMA table_info(conversation)")]
+    assert "gen_id" not in columns and "split" not in columns and "inbox_file_id" in columns

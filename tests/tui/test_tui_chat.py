@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
+
+from loop.hashing import sha256_file
 from sqlmodel import select
 
 from loop.config import load
@@ -51,7 +53,7 @@ async def test_chat_streams_the_active_generation_answer_as_text(ws):
         await ask(pilot, "how do I restart?", typed=True)
         chat = app.main.query_one("#chat")
         assert chat.exchanges[-1].answer.strip() == FakeRunner.answer
-        assert FakeRunner.loaded == [store(ws)[0][4].gguf_path]  # loaded once, the active generation's GGUF
+        assert FakeRunner.loaded == [str(ws.resolve(store(ws)[0][4].gguf_path))]  # loaded once, the active generation's GGUF
         shown = str(chat.query(".model").last().render())
         assert "[bold]app[/bold]" in shown  # the model's text is data, not markup
 
@@ -130,19 +132,20 @@ async def test_raw_prompt_toggle_and_chatting_with_a_chosen_generation(ws):
         await ask(pilot, "raw text")
         chat = app.main.query_one("#chat")
         assert chat.target.gen_id == 5 and chat.target.pinned
-        assert FakeRunner.loaded[-1] == store(ws)[0][5].gguf_path
+        assert FakeRunner.loaded[-1] == str(ws.resolve(store(ws)[0][5].gguf_path))
         assert chat.exchanges[-1].raw and chat.exchanges[-1].gen_id == 5
 
 
 async def test_a_missing_model_file_is_a_notification(ws):
+    (ws.models_dir / "gen-0004" / "model.f16.gguf").unlink()
     app = make_app(ws, runner_factory=None)  # the real loop.llm.Runner
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
         await pilot.press("c", *"hi", "enter")
-        await wait_for(pilot, lambda: noted(app, "GGUF file not found", "error"))
+        await wait_for(pilot, lambda: noted(app, "G4 has no GGUF file (models/gen-0004/model.f16.gguf)", "error"))
         chat = app.main.query_one("#chat")
         await wait_for(pilot, lambda: not chat.busy)
-        assert "failed: GGUF file not found" in str(chat.query(".model").last().render())
+        assert "failed: G4 has no GGUF file" in str(chat.query(".model").last().render())
 
 
 @pytest.mark.slow
@@ -151,7 +154,7 @@ async def test_chat_with_the_real_embedded_model(ws):
     gguf = Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
     with session(ws.db_url) as s:
         g = s.get(Generation, 4)
-        g.gguf_path = str(gguf)
+        g.gguf_path, g.child_sha = str(gguf), sha256_file(gguf)  # the ledger vouches for the file it names
         s.add(g)
     # One thread: llama.cpp's spinning threads crawl on a shared 2-core machine (10 s instead of 1 s here).
     text = ws.path.read_text(encoding="utf-8")
@@ -166,3 +169,14 @@ async def test_chat_with_the_real_embedded_model(ws):
         await wait_for(pilot, lambda: chat.exchanges[-1].done, timeout=60)
         assert chat.exchanges[-1].answer.strip()
         assert not noted(app, "", "error")
+
+
+async def test_a_gguf_changed_since_the_ledger_is_refused_by_the_chat(ws):
+    gguf = ws.models_dir / "gen-0004" / "model.f16.gguf"
+    gguf.write_bytes(gguf.read_bytes() + b"!")
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.press("c", *"hi", "enter")
+        await wait_for(pilot, lambda: noted(app, "G4's GGUF (models/gen-0004/model.f16.gguf) no longer matches", "error"))
+        assert FakeRunner.loaded == [] or str(gguf) not in FakeRunner.loaded

@@ -179,6 +179,10 @@ class ChatModel:
         self._path: Path | None = None
         self._lock = threading.Lock()
 
+    def holds(self, path: Path) -> bool:
+        """Whether this file is the one loaded now (the next answer needs no load)."""
+        return self._path == path
+
     def stream(self, path: Path, messages: list[dict[str, str]], max_tokens: int, raw: bool,
                on_load: Callable[[], Any]) -> Iterator[str]:
         with self._lock:
