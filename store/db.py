@@ -73,22 +73,26 @@ def _sqlite_begin(conn) -> None:
 
 
 def upgrade(engine: Engine, url: str = "") -> int:
-    """Apply the upgrade steps this database has not had yet; return the version now."""
+    """Apply the upgrade steps this database has not had yet, in one transaction; return the version now.
+
+    The transaction holds the write lock from its start (and, on PostgreSQL, an advisory lock), so two
+    processes opening an old store at once upgrade it once: the second finds the version already current.
+    """
     assert tables  # the import registers the tables on SQLModel.metadata
-    Meta.__table__.create(engine, checkfirst=True)
-    with Session(engine) as s:
-        row = s.get(Meta, "schema_version")
-        current = int(row.value) if row else 0
-    if current > SCHEMA_VERSION:
-        raise StoreError(f"the database has schema version {current}, newer than this Ladder ({SCHEMA_VERSION}); "
-                         "upgrade Ladder")
-    for step in UPGRADES[current:]:
-        with engine.begin() as conn:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=LINEAGE_LOCK_KEY + 1))
+        Meta.__table__.create(conn, checkfirst=True)
+        row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
+        current = int(row[0]) if row else 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(f"the database has schema version {current}, newer than this Ladder ({SCHEMA_VERSION}); "
+                             "upgrade Ladder")
+        for step in UPGRADES[current:]:
             step(conn, url)
-    if current < SCHEMA_VERSION:
-        with Session(engine) as s:
-            s.merge(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-            s.commit()
+        if current < SCHEMA_VERSION:
+            conn.execute(Meta.__table__.delete().where(Meta.key == "schema_version"))
+            conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
     return SCHEMA_VERSION
 
 

@@ -175,3 +175,56 @@ def test_a_live_job_is_found_by_its_lock_and_only_its_holder_is_signalled(tmp_pa
         for p in (holder, bystander):
             p.kill()
             p.wait()
+
+
+def test_membership_is_kept_per_generation_so_re_approving_keeps_its_data(tmp_path):
+    """Roll back G5, train G6 on the same records, re-approve G5: G5's records are not new again, and G5's replay
+    still holds them (one column on the record, overwritten by each job, lost both)."""
+    from loop.data import dataset
+    from loop.data.lineage import pending_count
+    from store.tables import Membership
+
+    cfg = make_workspace(tmp_path, dataset={"replay_examples": 10, "self_replay_share": 0.0})
+    add_generation(cfg, 0, None, "promoted")
+    add_generation(cfg, 5, 0, "promoted")
+    records = [add_conversation(cfg, n, gen_id=5, split="train").id for n in range(3)]
+    promotion.rollback(cfg)  # G0 active: G5's records are new again
+    with reading(cfg.db_url) as s:
+        assert pending_count(s) == 3
+        plan6 = dataset.plan(s, cfg, 0)
+    assert sorted(plan6.new_train_ids + plan6.holdout_ids) == records
+    add_generation(cfg, 6, 0, "rejected")
+    with session(cfg.db_url) as s:  # G6 took them too, as a job does
+        for cid in plan6.new_train_ids:
+            s.add(Membership(gen_id=6, conversation_id=cid, split="train"))
+    promotion.approve(cfg, 5)
+    with reading(cfg.db_url) as s:
+        assert pending_count(s) == 0, "G5 is active again and trained on them"
+        plan7 = dataset.plan(s, cfg, 5)
+    assert sorted(r["messages"][0]["content"] for r in plan7.train_rows) == [f"question {n}?" for n in range(3)]
+    assert plan7.replay_ids == records
+
+
+def test_the_stop_rule_reads_the_active_lineage_not_rejected_siblings():
+    from types import SimpleNamespace
+
+    from loop.evals import gate
+
+    rule = SimpleNamespace(generations=2, epsilon=0.05, theta=0.1)
+    lineage = [{"eval_generalization": 0.5, "eval_style_drift": 0}, {"eval_generalization": 0.8, "eval_style_drift": 0}]
+    with_siblings = lineage + [{"eval_generalization": 0.8, "eval_style_drift": 3}] * 2  # two rejected children
+    assert gate.stop_rule(with_siblings, rule) is not None  # what counting every generation would say
+    assert gate.stop_rule(lineage, rule) is None
+
+
+def test_finish_reads_the_stop_rule_over_the_active_lineage(tmp_path):
+    from loop.jobs.finish import stop_reason
+
+    cfg = make_workspace(tmp_path, stop_rule={"generations": 2})
+    add_generation(cfg, 0, None, "promoted", eval_generalization=0.5, eval_style_drift=0)
+    add_generation(cfg, 1, 0, "promoted", eval_generalization=0.8, eval_style_drift=0)
+    for gen, parent in ((2, 1), (3, 2)):  # rejected children, drifting and not learning
+        add_generation(cfg, gen, parent, "rejected", eval_generalization=0.8, eval_style_drift=5 * (gen - 1))
+    with reading(cfg.db_url) as s:
+        assert stop_reason(s, cfg, 1) is None, "G1 is active: the rejected ones are not its history"
+        assert stop_reason(s, cfg, 3) is not None  # had they been the lineage, the rule would stop

@@ -67,3 +67,24 @@ def test_a_store_from_before_membership_and_relative_paths_is_upgraded(tmp_path)
     assert gens[2].weights_path is None and gens[0].job_dir is None
     columns = [r[1] for r in sqlite3.connect(tmp_path / "ladder.db").execute("PRAGMA table_info(conversation)")]
     assert "gen_id" not in columns and "split" not in columns and "inbox_file_id" in columns
+
+
+def test_two_processes_opening_an_old_store_at_once_upgrade_it_once(tmp_path):
+    from pathlib import Path
+
+    dump = (Path(__file__).resolve().parents[1] / "fixtures" / "store" / "v1.sql").read_text(encoding="utf-8")
+    con = sqlite3.connect(tmp_path / "ladder.db")
+    con.executescript(dump)
+    con.close()
+    go = tmp_path / "go"
+    code = ("import os, sys, time\nfrom sqlmodel import select\nfrom store.db import reading\nfrom store.tables import "
+            "Membership\nwhile not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+            "with reading(sys.argv[1]) as s: print(len(s.exec(select(Membership)).all()))")
+    root = str(Path(__file__).resolve().parents[2])
+    procs = [subprocess.Popen([sys.executable, "-c", code, f"sqlite:///{tmp_path / 'ladder.db'}", str(go)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root,
+                              env={"PYTHONPATH": root, "PATH": ""}) for _ in range(2)]
+    go.write_text("go")
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-1500:] for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["4", "4"]
