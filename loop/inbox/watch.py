@@ -189,6 +189,9 @@ def _watch(cfg: Config, say: Callable[[str], None], stop: threading.Event, train
     last_event = _last_event_id(cfg)
     try:
         while not stop.is_set():
+            if not cfg.path.exists():  # the workspace was deleted or moved away: nothing left to watch
+                say(f"stopping: {cfg.path} is gone")
+                break
             try:
                 last_scan, warned_stop = _step(cfg, say, settled, wake, last_scan, warned_stop, started, train)
                 last_event = _tell_events(cfg, last_event, say)

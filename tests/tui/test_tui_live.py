@@ -70,27 +70,3 @@ async def test_a_decision_made_elsewhere_shows_without_a_restart(ws):
         promotion.approve(ws, 5)  # as another window or 'ladder approve 5' would
         await wait_for(pilot, lambda: app.main.ladder.active_id == 5)
         await wait_for(pilot, lambda: "active G5" in screen_text(app))
-
-
-async def test_the_app_watches_the_inbox_and_ingests_what_arrives(tmp_path):
-    from sqlmodel import select
-
-    from loop import workspace
-    from loop.config import load
-    from store.tables import Conversation
-
-    cfg = workspace.create(tmp_path / "w")
-    cfg.path.write_text("[karma]\nthreshold = 1000.0\n[watch]\nsettle_seconds = 0.2\n", encoding="utf-8")
-    cfg = load(cfg.path)
-    app = make_app(cfg, watch=True)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.main.ladder is not None)  # an empty workspace: no generation yet
-        line = {"messages": [{"role": "user", "content": "ping?"}, {"role": "assistant", "content": "Pong. Anything else?"}]}
-        (cfg.inbox_dir / "a.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
-
-        def ingested() -> bool:
-            with session(cfg.db_url) as s:
-                return s.exec(select(Conversation)).first() is not None
-
-        await wait_for(pilot, ingested, timeout=30)
-        await wait_for(pilot, lambda: (cfg.inbox_dir / "processed" / "a.jsonl").exists(), timeout=10)
