@@ -101,10 +101,10 @@ def merge(base: dict[str, Any], user: dict[str, Any], where: str, prefix: tuple[
             raise UserError(f"{where}: unknown key '{dotted}'{tip}; remove it or check the spelling")
         default = base[key]
         if isinstance(default, dict):
-            # Tables of weights may gain new names (a new record kind); other tables may not.
+            # Tables of weights and of readiness minimums may gain new names (a record kind, a category); no other may.
             if not isinstance(value, dict):
                 raise UserError(f"{where}: '{dotted}' must be a table [{dotted}]")
-            if prefix + (key,) == ("karma", "weights"):
+            if prefix + (key,) in (("karma", "weights"), ("readiness",)):
                 out[key] = {**default, **value}
             else:
                 out[key] = merge(default, value, where, prefix + (key,))

@@ -98,7 +98,11 @@ class Eval(Section):
     recall_items: num(int, 1, 100_000)
     recall_steady: bool
     generalization_items: num(int, 1, 100_000)
+    generalization_margin: num(float, -100, 100)
+    scoring_context: num(int, 64, 1_048_576)
     match_threshold: Ratio
+    suites: list[Annotated[str, Field(min_length=1)]]
+    suite_max_tokens: num(int, 1, 32768)
     tone_probes: Words
     corporate_phrases: Words
 
@@ -109,6 +113,8 @@ class Gates(Section):
     recall_margin: Share
     style_drift_max: num(int, 0, 10_000)
     require_approval: bool
+    require_ready: bool
+    kl_max: num(float, 0, 1000)
 
 
 class StopRule(Section):
@@ -162,6 +168,7 @@ class Config(Section):
     train: Train
     eval: Eval
     gates: Gates
+    readiness: dict[str, Share]  # a category (or "overall") -> its minimum; categories may be added
     stop_rule: StopRule
     watch: Watch
     inbox: Inbox

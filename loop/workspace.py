@@ -12,9 +12,10 @@ from typing import Any
 from loop import artifacts, config
 from loop.config import Config
 from loop.errors import UserError
+from loop.evals import base
+from loop.evals.generation import store_results
 from loop.events import EventLog, NullEvents
 from loop.hashing import sha256_file, sha256_records
-from loop.evals.generation import detail_of, store_results
 from loop.inbox.files import PROCESSED, QUARANTINE, claim_inbox
 from loop.jobs import writer
 from store.db import reading, set_meta
@@ -78,7 +79,7 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
         if g0 is not None:
             return {"created": False, "gen": 0, "child_sha": g0.child_sha}
     started = time.monotonic()
-    base = base_path(cfg)
+    model = base_path(cfg)
     from loop.model.convert import load_base_to_hf  # noqa: PLC0415 - torch only when G0 is made
     from loop.model.export import export_gguf  # noqa: PLC0415
 
@@ -86,80 +87,40 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
     # killed half-way picks up where it stopped.
     hf, target = artifacts.weights_dir(cfg, 0), artifacts.gguf_path(cfg, 0)
     if not (hf / "config.json").is_file():
-        events.emit("stage", f"G0: converting {base.name} to trainable fp32 weights", stage="convert")
-        load_base_to_hf(base, hf)
+        events.emit("stage", f"G0: converting {model.name} to trainable fp32 weights", stage="convert")
+        load_base_to_hf(model, hf)
     if target.is_file():
         child_sha = sha256_file(target)
     else:
         events.emit("stage", f"G0: exporting GGUF ({cfg.model.export_dtype})", stage="export")
-        child_sha = export_gguf(hf, target, base if base.is_file() else None, cfg.model.export_dtype)
-    events.emit("stage", "G0: asking the probe set and the tone probes", stage="eval")
-    probe_results, style_results, accuracy, drift = probe_base(cfg, target)
+        child_sha = export_gguf(hf, target, model if model.is_file() else None, cfg.model.export_dtype)
+    events.emit("stage", "G0: asking the probe set, the tone probes and the agent suites", stage="eval")
+    metrics, results = base.evaluate(cfg, target)
+    probe_results = [r for name, r in results if name == "probe"]
     if cfg.eval.recall_steady:
         events.emit("stage", "G0: asking the right answers again on a copy at the other precision", stage="eval")
-        _mark_unsteady_under_rounding(cfg, probe_results, hf, base if base.is_file() else None)
-    parent_sha = base_sha(base)
+        base.mark_unsteady_under_rounding(cfg, probe_results, hf, model if model.is_file() else None)
+    metrics = base.metrics_of(cfg, metrics, results)
+    parent_sha = base_sha(model)
     with writer.lineage(cfg) as change:
         s = change.s
         if s.get(Generation, 0) is not None:  # another process finished first
             return {"created": False, "gen": 0, "child_sha": s.get(Generation, 0).child_sha}
         s.add(Generation(id=0, parent_id=None, status="promoted", stage="done", parent_sha=parent_sha, child_sha=child_sha,
                          data_delta_sha=sha256_records([]), steps=0, lr=0.0,
-                         walltime_min=round((time.monotonic() - started) / 60, 4), eval_recall=accuracy,
-                         eval_style_drift=drift, reason=f"base model {base.name}",
+                         walltime_min=round((time.monotonic() - started) / 60, 4), eval_recall=metrics["eval_recall"],
+                         eval_style_drift=metrics["eval_style_drift"], reason=f"base model {model.name}",
                          gguf_path=artifacts.stored(cfg, target), weights_path=artifacts.stored(cfg, hf),
-                         finished_at=now(), config_json=json.dumps(cfg.data)))
-        store_results(s, 0, [("probe", r) for r in probe_results] + [("style", r) for r in style_results])
+                         finished_at=now(), config_json=json.dumps(cfg.data), n_recall=metrics["recall_items"],
+                         suite_sha=metrics["suite_sha"], readiness=json.dumps(metrics["readiness"] | {"gen": 0})))
+        store_results(s, 0, results)
         set_meta(s, "active_gen", 0)
         right = sum(r["passed"] for r in probe_results)
         kept = sum(bool(r["detail"]["steady"]) for r in probe_results)
         s.add(Event(gen_id=0, kind="info", message=f"G0 ready: answers {right}/{len(probe_results)} probes right, "
                                                      f"{kept} of them steadily (kept as recall items)"))
-    artifacts.write_manifest(artifacts.gen_dir(cfg, 0), cfg.data, gen=0, base=cfg.model.base if cfg.model.base == "builtin" else artifacts.stored(cfg, base), parent_sha=parent_sha,
-                             child_sha=child_sha, probe_accuracy=accuracy, style_drift=drift)
-    return {"created": True, "gen": 0, "child_sha": child_sha, "probes_right": right, "probes_kept": kept, "probes": len(probe_results),
-            "style_drift": drift}
-
-
-def _mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Path, template: Path | None) -> None:
-    """Unmark steady probes that the same weights, rounded the other way (q8_0 for f16), answer wrong.
-
-    Rounding moves every weight a little and teaches nothing. Measured on the embedded model:
-    its q8_0 copy loses 3 of the 54 probes it answers right in three wordings ("capital of
-    France" -> "L'Etoile"), more than the recall margin allows. A child that loses such an item
-    has not forgotten it; any update of that size flips it.
-    """
-    from loop.evals import probes as evals  # noqa: PLC0415
-    from loop.model.export import export_gguf  # noqa: PLC0415
-    from loop.model.llm import Runner  # noqa: PLC0415
-
-    steady = [r for r in probe_results if r["detail"]["steady"]]
-    if not steady:
-        return
-    other = "q8_0" if cfg.model.export_dtype == "f16" else "f16"
-    copy = artifacts.gen_dir(cfg, 0) / f"steady-check.{other}.gguf"
-    by_key = {it["key"]: it for it in evals.probe_items()}
-    try:
-        export_gguf(hf, copy, template, other)
-        with Runner(copy, threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as runner:
-            again, _ = evals.run_probes(runner, [by_key[r["item_key"]] for r in steady], cfg.eval.max_tokens)
-    finally:
-        copy.unlink(missing_ok=True)
-    for r, a in zip(steady, again):
-        if not a["passed"]:
-            r["detail"] = r["detail"] | {"steady": False, "wrong_when_rounded": a["answer"]}
-
-
-def probe_base(cfg: Config, gguf: Path) -> tuple[list[dict], list[dict], float, int]:
-    from loop.evals import probes as evals  # noqa: PLC0415
-    from loop.model.llm import Runner  # noqa: PLC0415
-
-    e = cfg.eval
-    items = evals.probe_items()
-    with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
-        probe_results, accuracy = evals.run_probes(runner, items, e.max_tokens)
-        steady = evals.steady_keys(runner, items, probe_results, e.max_tokens) if e.recall_steady else None
-        for r, it in zip(probe_results, items):
-            r["detail"] = detail_of(r, answers=it["answers"], steady=r["passed"] and (steady is None or r["item_key"] in steady))
-        style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
-    return probe_results, style_results, round(accuracy, 4), int(drift)
+    shown_base = cfg.model.base if cfg.model.base == "builtin" else artifacts.stored(cfg, model)
+    artifacts.write_manifest(artifacts.gen_dir(cfg, 0), cfg.data, gen=0, base=shown_base, parent_sha=parent_sha,
+                             child_sha=child_sha, metrics=metrics)
+    return {"created": True, "gen": 0, "child_sha": child_sha, "probes_right": right, "probes_kept": kept,
+            "probes": len(probe_results), "style_drift": metrics["eval_style_drift"], "readiness": metrics["readiness"]}

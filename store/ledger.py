@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,7 +19,8 @@ COLUMNS = [
     "GEN_ID", "parent_sha", "child_sha", "data_delta_sha", "steps", "lr", "walltime_min",
     "loss_start", "loss_end", "eval_recall", "eval_generalization", "eval_style_drift",
 ]
-EXTRA = ["parent_gen", "status", "active", "override", "n_new", "n_replay", "n_holdout", "created_at", "reason"]
+EXTRA = ["parent_gen", "status", "active", "override", "n_new", "n_replay", "n_holdout", "created_at", "reason",
+         "n_recall", "n_generalization", "eval_kl", "suite_sha", "suite_rate", "n_suite", "ready"]
 # Generations that never reached the gate have no child to describe.
 LEDGER_STATUSES = ("candidate", "promoted", "rejected", "rolled_back")
 
@@ -45,8 +47,22 @@ def _row(g: Generation, active: int | None) -> dict[str, object]:
         "eval_style_drift": g.eval_style_drift, "parent_gen": g.parent_id, "status": g.status,
         "active": int(g.id == active), "override": int(g.override), "n_new": g.n_new, "n_replay": g.n_replay,
         "n_holdout": g.n_holdout, "created_at": g.created_at.isoformat(timespec="seconds"), "reason": g.reason,
+        "n_recall": g.n_recall, "n_generalization": g.n_generalization, "eval_kl": g.eval_kl, "suite_sha": g.suite_sha,
+        **_readiness(g.readiness),
     }
     return {k: _fmt(v) for k, v in values.items()}
+
+
+def _readiness(text: str | None) -> dict[str, object]:
+    """The overall suite pass rate, its n and the verdict from a stored readiness report (empty when none)."""
+    try:
+        r = json.loads(text or "{}")
+    except ValueError:
+        r = {}
+    overall = r.get("overall") or {}
+    ready = r.get("ready")
+    return {"suite_rate": overall.get("rate"), "n_suite": overall.get("total"),
+            "ready": None if ready is None else int(bool(ready))}
 
 
 def to_csv(s: Session) -> str:

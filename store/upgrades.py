@@ -79,5 +79,14 @@ def relative_to(value: Any, root: str | None) -> Any:
     return value
 
 
-UPGRADES: list[Callable[[Connection, str], None]] = [_v1, _v2]
+def _v3(conn: Connection, url: str) -> None:
+    """Agent evals: KL drift, each score's n, the suites' SHA-256 and the readiness report."""
+    have = {c["name"] for c in inspect(conn).get_columns("generation")}
+    for name, kind in (("eval_kl", "FLOAT"), ("n_recall", "INTEGER"), ("n_generalization", "INTEGER"),
+                       ("suite_sha", "VARCHAR"), ("readiness", "VARCHAR NOT NULL DEFAULT '{}'")):
+        if name not in have:
+            conn.execute(text(f"ALTER TABLE generation ADD COLUMN {name} {kind}"))
+
+
+UPGRADES: list[Callable[[Connection, str], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(UPGRADES)

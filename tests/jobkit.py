@@ -34,6 +34,9 @@ recall_items = 4
 generalization_items = 2
 recall_steady = false
 tone_probes = ["Can you help me?", "Thanks."]
+suites = ["tiny"]
+suite_max_tokens = 8
+scoring_context = 256
 [dataset]
 replay_examples = 2
 self_replay_max = 2
@@ -56,9 +59,27 @@ def chats(n: int, start: int = 0) -> list[dict]:
     return rows
 
 
+TINY_SUITE = [
+    {"suite": {"name": "tiny", "system": "Ops. Reply with one JSON tool call."}},
+    {"id": "t1", "category": "tool_call", "messages": [{"role": "user", "content": "hello fox"}],
+     "expect": {"tool": "none"}},
+    {"id": "t2", "category": "task", "messages": [{"role": "user", "content": "restart the dog"}],
+     "expect": {"tool": "restart_service", "args": {"name": "dog"}}},
+    {"id": "t3", "category": "context", "messages": [{"role": "user", "content": "the port is 7"},
+                                                     {"role": "assistant", "content": "ok"},
+                                                     {"role": "user", "content": "the port?"}],
+     "expect": {"contains": ["7"]}, "split": "practice"},
+    {"id": "t4", "category": "persona", "messages": [{"role": "user", "content": "Status?"}],
+     "expect": {"persona": "executive"}},
+]
+
+
 def make_template(folder: Path) -> config.Config:
-    """A workspace with G0 made from a tiny Llama (the model folder sits inside the workspace)."""
+    """A workspace with G0 made from a tiny Llama (the model folder sits inside the workspace) and a short suite
+    that fits its 256-token context."""
     base = tiny_llama(folder / "base", tied=True)
+    (folder / "evals").mkdir(parents=True)
+    (folder / "evals" / "tiny.jsonl").write_text("".join(json.dumps(x) + "\n" for x in TINY_SUITE), encoding="utf-8")
     (folder / "config.toml").write_text(CONFIG.format(base="base"), encoding="utf-8")
     cfg = workspace.create(folder)
     workspace.init(cfg)

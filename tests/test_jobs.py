@@ -32,6 +32,13 @@ def rows(cfg) -> dict[int, Generation]:
         return {g.id: g for g in s.exec(select(Generation)).all()}
 
 
+def ended(cfg, gen: int) -> bool:
+    """The job's process is gone (its lock is free): its decision and the files after it are all written."""
+    from loop.locks import is_held
+
+    return not is_held(cfg.models_dir / f"gen-{gen:04d}" / "job" / "job.lock")
+
+
 def assert_consistent(cfg) -> None:
     assert jobkit.problems(cfg) == []
 
@@ -79,7 +86,7 @@ def test_rollback_while_a_job_trains_stands_and_the_child_waits_as_a_candidate(t
     back = promotion.rollback(cfg)  # while G2 trains from G1
     assert back["active_gen"] == 0
     release(cfg, gen)
-    jobkit.wait_until(lambda: rows(cfg)[gen].status != "training", 300, "the job to finish")
+    jobkit.wait_until(lambda: ended(cfg, gen), 300, "the job to finish")
     child = rows(cfg)[gen]
     assert child.status == "candidate", child.reason
     assert "G0 became active while G2 trained from G1" in child.reason
@@ -106,7 +113,7 @@ def test_two_starts_at_the_same_instant_run_one_job_and_refuse_the_other(tiny_ws
     assert "a generation is already training: G1" in refused
     job = cfg.models_dir / "gen-0001" / "job"
     assert json.loads((job / "job.json").read_text())["gen"] == 1 and not (cfg.models_dir / "gen-0002").exists()
-    jobkit.wait_until(lambda: rows(cfg)[1].status != "training", 300, "the job to finish")
+    jobkit.wait_until(lambda: ended(cfg, 1), 300, "the job to finish")
     assert rows(cfg)[1].status in ("promoted", "candidate", "rejected") and set(rows(cfg)) == {0, 1}
 
 
@@ -148,7 +155,8 @@ def test_a_copied_workspace_is_independent_of_its_original(tiny_ws, tmp_path):
     jobkit.wait_until(lambda: held(copy, started["gen"]), 120, "the copy's job to run")
     assert jobkit.ladder(copy, "cancel").returncode == 0
     release(copy, started["gen"])
-    jobkit.wait_until(lambda: rows(copy)[started["gen"]].status == "cancelled", 120, "the copy's job to stop")
+    jobkit.wait_until(lambda: ended(copy, started["gen"]), 120, "the copy's job to stop")
+    assert rows(copy)[started["gen"]].status == "cancelled"
     chat = jobkit.ladder(copy, "chat", "hello", "--json")
     assert chat.returncode == 0, chat.stderr
     assert hashes(original.root) == before, "nothing of the original changed"
@@ -163,5 +171,5 @@ def test_a_copied_workspace_is_independent_of_its_original(tiny_ws, tmp_path):
     refused = jobkit.ladder(config.load(second / "config.toml"), "cancel")
     assert refused.returncode == 2 and "no generation is training" in refused.stderr
     release(original, job["gen"])
-    jobkit.wait_until(lambda: rows(original)[job["gen"]].status != "training", 300, "the original's job to finish")
+    jobkit.wait_until(lambda: ended(original, job["gen"]), 300, "the original's job to finish")
     assert rows(original)[job["gen"]].status in ("promoted", "candidate", "rejected"), "it was not cancelled"

@@ -206,6 +206,9 @@ class LadderApp(ChatHandlers, App[int]):
             view: m.Message = m.DetailRead(reads.detail(self.cfg, gen_id))
         elif what == "confidence":
             view = m.ConfidenceRead(reads.confidence(self.cfg, gen_id))
+        elif what == "compare":
+            self.post_message(m.CompareRead(gen_id, reads.compare_pending(self.cfg, gen_id)))
+            view = m.CompareRead(gen_id, reads.compare(self.cfg, gen_id))
         elif what == "metrics":
             view = m.MetricsRead(reads.metrics(self.cfg))
         else:
@@ -219,6 +222,10 @@ class LadderApp(ChatHandlers, App[int]):
     def on_confidence_read(self, msg: m.ConfidenceRead) -> None:
         if msg.confidence.gen_id == self.main.selected:  # a slower read for an earlier selection is stale
             self.main.confidence = msg.confidence
+
+    def on_compare_read(self, msg: m.CompareRead) -> None:
+        if msg.gen_id == self.main.selected:
+            self.main.compare = msg.compare
 
     def on_metrics_read(self, msg: m.MetricsRead) -> None:
         self.main.metrics = msg.metrics

@@ -11,11 +11,12 @@ from typing import NoReturn
 
 from loop.errors import OperationFailed, UserError
 from store.db import StoreError
+from tui.output import clean
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"error: {message}; run 'ladder --help' for usage\n")
+        sys.stderr.write(clean(f"error: {message}; run 'ladder --help' for usage") + "\n")
         raise SystemExit(2)
 
 
@@ -38,7 +39,18 @@ def build_parser() -> Parser:
     c = cmd("train", "train one generation now, whatever the karma")
     c.add_argument("--steps", type=int, help="optimizer steps (overrides train.steps)")
     c.add_argument("--detach", action="store_true", help="start the job and return at once")
-    cmd("eval", "run a finished generation's evals again (its status is kept)").add_argument("gen", type=int)
+    c = cmd("eval", "run a finished generation's evals again (its status is kept), or one suite with --suite")
+    c.add_argument("gen", type=int)
+    c.add_argument("--suite", help="run only this agent suite (a file in evals/ without .jsonl, or 'default')")
+    c.add_argument("--split", choices=("heldout", "practice", "all"), default="heldout",
+                   help="which of the suite's items (default: heldout)")
+    c = cmd("readiness", "whether a generation is ready: per category of the agent suites, with its blockers")
+    c.add_argument("gen", type=int, nargs="?", help="default: the active generation")
+    c = cmd("compare", "two generations on the same suite items: both answers, and the paired difference")
+    c.add_argument("a", type=int)
+    c.add_argument("b", type=int)
+    c.add_argument("--suite", default="default", help="the suite (default: default)")
+    c.add_argument("--split", choices=("heldout", "practice", "all"), default="heldout")
     cmd("run", "watch the inbox, ingest, and train when karma reaches the threshold (Ctrl-C stops)")
     c = cmd("dataset", "show the data mix the next generation would get, per source, domain and stage")
     c.add_argument("--dry-run", action="store_true", help="only show the mix (the default); nothing is taken")
@@ -78,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
         result = getattr(commands, args.command)(args)
     except (UserError, OperationFailed, StoreError) as e:
-        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.write(clean(f"error: {e}") + "\n")
         return e.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("error: interrupted\n")
@@ -86,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - a bug must still end in one line, with the details on request
         if os.environ.get("LADDER_DEBUG"):
             raise
-        sys.stderr.write(f"error: unexpected failure: {type(e).__name__}: {e}; rerun with LADDER_DEBUG=1 for details\n")
+        sys.stderr.write(clean(f"error: unexpected failure: {type(e).__name__}: {e}; rerun with LADDER_DEBUG=1 for details") + "\n")
         return 1
     if args.json:
         print(json.dumps(result, default=str))

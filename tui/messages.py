@@ -107,3 +107,11 @@ class LoopState(Message):
     pid: int | None
     started: bool = False
     checked: bool = False  # a periodic look, not the app's first
+
+
+@dataclass
+class CompareRead(Message):
+    """The selected generation against its parent on a suite (loop.evals.compare), or why not."""
+
+    gen_id: int | None
+    compare: dict

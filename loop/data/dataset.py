@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from loop.data import mix, replay
+from loop.evals import agentic
 from loop.data.jobfiles import write_jsonl, write_rows
 from loop.config import Config
 from loop.hashing import sha256_records
@@ -135,9 +136,19 @@ def dpo_pair(c: Conversation) -> dict[str, Any]:
 
 
 def holdout_item(c: Conversation) -> dict[str, Any]:
+    """A held-out record as an eval item: the conversation up to its last answer, and that answer.
+
+    An answer that is one well-formed tool call is scored as a tool call (the right tool and
+    arguments); any other answer by how likely the child finds it against the parent.
+    """
     messages = [_flatten(m) for m in json.loads(c.messages)]
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
-    return {"key": f"c{c.id}", "type": "reference", "messages": messages[:last], "reference": messages[last]["content"]}
+    reference = messages[last]["content"]
+    item = {"key": f"c{c.id}", "type": "reference", "messages": messages[:last], "reference": reference}
+    if agentic.tool_call_format(reference, True)[0]:
+        call = agentic.calls(reference)[0][0]
+        item |= {"type": "tool", "expect": {"tool": str(call["tool"]), "args": call["args"]}}
+    return item
 
 
 def known_probe(detail: dict[str, Any]) -> bool:
@@ -146,7 +157,8 @@ def known_probe(detail: dict[str, Any]) -> bool:
 
 
 def recall_items(s: Session, lineage: list[int], limit: int, seed: int) -> list[dict[str, Any]]:
-    """What the lineage knew: G0's probes it answered right, and each ancestor's passed held-out items."""
+    """What the lineage knew: G0's probes it answered right steadily (every one, so the lineage is always held
+    to what the base knew), then each ancestor's passed held-out tool calls, to `limit` items in all."""
     rows = s.exec(select(EvalResult).where(col(EvalResult.gen_id).in_(lineage), EvalResult.passed == True,  # noqa: E712
                                            col(EvalResult.eval).in_(["probe", "generalization"]))
                   .order_by(EvalResult.id)).all()
@@ -157,12 +169,16 @@ def recall_items(s: Session, lineage: list[int], limit: int, seed: int) -> list[
             if not known_probe(detail):
                 continue
             items.setdefault(r.item_key, {"key": r.item_key, "type": "probe", "prompt": r.prompt, "answers": detail["answers"]})
-        else:
-            items.setdefault(r.item_key, {"key": r.item_key, "type": "reference", "messages": detail["messages"],
-                                          "reference": r.reference})
-    chosen = list(items.values())
-    if len(chosen) > limit:
-        chosen = random.Random(seed).sample(chosen, limit)
+        elif detail.get("kind") == "tool":  # a verdict that does not drift: the call is right or it is not
+            items.setdefault(r.item_key, {"key": r.item_key, "type": "tool", "messages": detail["messages"],
+                                          "reference": r.reference, "expect": detail["expect"]})
+    probes = [it for it in items.values() if it["type"] == "probe"]
+    rest = [it for it in items.values() if it["type"] != "probe"]
+    rnd = random.Random(seed)
+    if len(probes) >= limit:
+        chosen = rnd.sample(probes, limit)
+    else:
+        chosen = probes + (rnd.sample(rest, limit - len(probes)) if len(rest) > limit - len(probes) else rest)
     return sorted(chosen, key=lambda it: it["key"])
 
 

@@ -11,13 +11,15 @@ from typing import Any
 class Check:
     name: str
     value: float | None
-    op: str  # ">=" or "<"
+    op: str  # ">=", "<", or "ready" (the readiness report's verdict)
     threshold: float
     passed: bool
 
     def describe(self) -> str:
         shown = "missing" if self.value is None else f"{self.value:.3g}"
         verdict = "ok" if self.passed else "FAILED"
+        if self.op == "ready":
+            return f"readiness {verdict} (ladder readiness says why)"
         return f"{self.name} {shown} (needs {self.op} {self.threshold:.3g}) {verdict}"
 
 
@@ -47,6 +49,12 @@ def decide(child: Mapping[str, Any], gates: Any, parent: Mapping[str, Any] | Non
     if parent.get("eval_style_drift") is not None:
         style_limit = max(style_limit, parent["eval_style_drift"] + 1)
     checks.append(_below("style_drift", child.get("eval_style_drift"), style_limit))
+    if getattr(gates, "kl_max", 0):
+        checks.append(_below("kl_drift", child.get("eval_kl"), gates.kl_max))
+    if getattr(gates, "require_ready", False):
+        report = child.get("readiness") or {}
+        overall = (report.get("overall") or {}).get("rate")
+        checks.append(Check("ready", overall, "ready", 1.0, bool(report.get("ready"))))
     failed = [c for c in checks if not c.passed]
     if failed:
         first = failed[0]

@@ -1,4 +1,11 @@
-"""Evaluate one generation's GGUF on its job's items, and the parent on the same recall items; store the answers."""
+"""Evaluate one generation's GGUF: recall, generalization, style, drift from its parent, and the agent suites.
+
+Generalization asks whether the child learned its new data, on held-out records of it: a
+held-out answer that is a tool call passes when the child makes that call (right tool, right
+arguments); any other passes when the child finds the held-out answer more likely than its
+parent did (mean log-probability per token, by at least `eval.generalization_margin`). One forward
+pass per item in llama.cpp, and no text overlap, which a diverse inbox could never reach.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +16,11 @@ from typing import Any
 from loop import artifacts
 from loop.config import Config
 from loop.data.jobfiles import read_jsonl
+from loop.evals import readiness, suites
 from store.db import reading
 from store.tables import EvalResult, Generation
+
+Results = list[tuple[str, dict[str, Any]]]
 
 
 def parent_recall(cfg: Config, parent: Generation, child_results: list[dict[str, Any]], job_path: Path) -> float | None:
@@ -27,48 +37,133 @@ def parent_recall(cfg: Config, parent: Generation, child_results: list[dict[str,
     known = {r.item_key: r.passed for r in rows}
     missing = [it for it in read_jsonl(job_path / "recall.jsonl") if it["key"] not in known]
     if missing:
-        from loop.evals import probes as evals  # noqa: PLC0415
         from loop.model.llm import Runner  # noqa: PLC0415
 
         e = cfg.eval
         with Runner(artifacts.local(cfg, parent.gguf_path), threads=e.threads, context=e.context, seed=0) as runner:
-            rp, _ = evals.run_probes(runner, [m for m in missing if m["type"] == "probe"], e.max_tokens)
-            rr, _ = evals.run_reference(runner, [m for m in missing if m["type"] == "reference"], e.max_tokens,
-                                        e.match_threshold)
-        known |= {r["item_key"]: r["passed"] for r in rp + rr}
+            found = _recall(runner, missing, cfg)
+        known |= {r["item_key"]: r["passed"] for r in found}
     return round(sum(bool(known[k]) for k in keys) / len(keys), 4)
 
 
-def evaluate(cfg: Config, gguf: Path, job_path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
-    """Recall, generalization and style drift of one GGUF, with every item's answer."""
+def _recall(runner, items: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
+    from loop.evals import probes as evals  # noqa: PLC0415
+
+    e = cfg.eval
+    rp, _ = evals.run_probes(runner, [m for m in items if m["type"] == "probe"], e.max_tokens)
+    rt = evals.run_items(runner, [m for m in items if m["type"] == "tool"], e.suite_max_tokens,
+                         list(e.corporate_phrases))
+    return rp + rt
+
+
+def run_suites(runner, cfg: Config, split: str = "heldout") -> tuple[Results, dict[str, Any]]:
+    """Every configured suite's items of one split: the results, and per suite its SHA-256 and categories."""
+    from loop.evals import probes as evals  # noqa: PLC0415
+
+    e, out, summary = cfg.eval, [], {}
+    for name in e.suites:
+        suite = suites.load(cfg, name)
+        results = evals.run_items(runner, suite.split(split), e.suite_max_tokens, list(e.corporate_phrases), suite=name)
+        for r in results:
+            r["detail"]["suite_sha"] = suite.sha  # so `ladder compare` can reuse them on the same items
+        out += [(f"suite:{name}", r) for r in results]
+        summary[name] = {"sha": suite.sha, "split": split, "categories": readiness.categories(flat(results))}
+    return out, summary
+
+
+def flat(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Results as {"category", "passed", "reason"} rows, as the readiness report reads them."""
+    return [{"category": r["detail"]["category"], "passed": r["passed"], "reason": r["detail"]["reason"],
+             "item_key": r["item_key"]} for r in results]
+
+
+def suite_report(cfg: Config, gen: int | None, results: Results) -> dict[str, Any]:
+    rows = flat([r for name, r in results if name.startswith("suite:")])
+    return readiness.report(gen, rows, dict(cfg.data["readiness"]))
+
+
+def suites_sha(summary: dict[str, Any]) -> str | None:
+    """One SHA-256 for the suites a generation was asked (their names and item hashes)."""
+    if not summary:
+        return None
+    from loop.hashing import sha256_records  # noqa: PLC0415
+
+    return sha256_records({"suite": name, "sha": s["sha"]} for name, s in sorted(summary.items()))
+
+
+def evaluate(cfg: Config, gguf: Path, job_path: Path, parent_gguf: Path | None = None,
+             drift_set: list[tuple[list[dict[str, str]], str]] = ()) -> tuple[dict[str, Any], Results]:
+    """Recall, generalization, style drift, KL drift and the suites of one GGUF, with every item's answer."""
     from loop.evals import probes as evals  # noqa: PLC0415
     from loop.model.llm import Runner  # noqa: PLC0415
 
     e = cfg.eval
     holdout, recall = read_jsonl(job_path / "holdout.jsonl"), read_jsonl(job_path / "recall.jsonl")
-    out: list[tuple[str, dict[str, Any]]] = []
+    tools = [it for it in holdout if it["type"] == "tool"]
+    refs = [it for it in holdout if it["type"] != "tool"]
     with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
-        gen_results, gen_score = evals.run_reference(runner, holdout, e.max_tokens, e.match_threshold)
-        probes = [r for r in recall if r["type"] == "probe"]
-        refs = [r for r in recall if r["type"] == "reference"]
-        rp, _ = evals.run_probes(runner, probes, e.max_tokens)
-        rr, _ = evals.run_reference(runner, refs, e.max_tokens, e.match_threshold)
+        gen_tools = evals.run_items(runner, tools, e.suite_max_tokens, list(e.corporate_phrases))
+        recall_results = _recall(runner, recall, cfg)
         style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
-    recall_results = rp + rr
-    out += [("generalization", r) for r in gen_results] + [("recall", r) for r in recall_results]
-    out += [("style", r) for r in style_results]
-    # Held-out items keep their conversation so later generations can be asked them for recall.
-    by_key = {it["key"]: it for it in holdout}
-    for name, r in out:
-        if name == "generalization" and r["item_key"] in by_key:
-            r["detail"] = detail_of(r, messages=by_key[r["item_key"]]["messages"])
+        suite_results, summary = run_suites(runner, cfg)
+    for r, it in zip(gen_tools, tools):
+        r["detail"] |= {"kind": "tool", "messages": it["messages"], "expect": it["expect"]}
+        r["reference"] = it["reference"]
+    gen_refs, kls = likelihoods(cfg, gguf, parent_gguf, refs, drift_set)
+    out: Results = [("generalization", r) for r in gen_tools + gen_refs] + [("recall", r) for r in recall_results]
+    out += [("style", r) for r in style_results] + [("drift", r) for r in kls] + suite_results
+    gen_all = gen_tools + gen_refs
     metrics = {
-        "eval_recall": round(sum(r["passed"] for r in recall_results) / len(recall_results), 4) if recall_results else None,
-        "eval_generalization": round(gen_score, 4) if holdout else None,
-        "eval_style_drift": int(drift),
-        "recall_items": len(recall_results), "holdout_items": len(holdout),
+        "eval_recall": _share(recall_results), "eval_generalization": _share(gen_all) if gen_all else None,
+        "eval_style_drift": int(drift), "eval_kl": round(sum(r["score"] for r in kls) / len(kls), 6) if kls else None,
+        "recall_items": len(recall_results), "holdout_items": len(gen_all), "suites": summary,
+        "suite_sha": suites_sha(summary),
     }
+    metrics["readiness"] = suite_report(cfg, None, out)
     return metrics, out
+
+
+def _share(results: list[dict[str, Any]]) -> float | None:
+    return round(sum(bool(r["passed"]) for r in results) / len(results), 4) if results else None
+
+
+def likelihoods(cfg: Config, gguf: Path, parent_gguf: Path | None, refs: list[dict[str, Any]],
+                drift_set) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Held-out answers scored by the child's log-likelihood against the parent's; KL drift on the drift set."""
+    if parent_gguf is None or not (refs or drift_set):
+        return [], []
+    from loop.model.likelihood import Scorer, kl, mean  # noqa: PLC0415
+
+    e = cfg.eval
+    gen, drifts = [], []
+    with Scorer(gguf, e.threads, e.scoring_context) as child, Scorer(parent_gguf, e.threads, e.scoring_context) as parent:
+        for it in refs:
+            lc, lp = mean(child.logprobs(it["messages"], it["reference"])), mean(parent.logprobs(it["messages"], it["reference"]))
+            gain = (lc or 0.0) - (lp or 0.0)
+            passed = lc is not None and gain >= e.generalization_margin
+            gen.append({"item_key": it["key"], "prompt": _last_user(it["messages"]), "reference": it["reference"],
+                        "answer": "", "score": round(gain, 6), "passed": passed,
+                        "detail": {"kind": "likelihood", "child": lc, "parent": lp, "messages": it["messages"],
+                                   "reason": "ok" if passed else "no more likely than under the parent"}})
+        for n, (messages, answer) in enumerate(drift_set, 1):
+            value = kl(parent.distributions(messages, answer), child.distributions(messages, answer))
+            drifts.append({"item_key": f"drift{n:02d}", "prompt": _last_user(messages), "reference": answer,
+                           "answer": "", "score": round(value, 6), "passed": True, "detail": {"kind": "kl"}})
+    return gen, drifts
+
+
+def _last_user(messages: list[dict[str, str]]) -> str:
+    return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
+
+
+def drift_set(cfg: Config, parent: Generation) -> list[tuple[list[dict[str, str]], str]]:
+    """The fixed prompts drift is measured on: the tone probes, with the parent's own stored answers."""
+    from sqlmodel import select  # noqa: PLC0415
+
+    with reading(cfg.db_url) as s:
+        rows = s.exec(select(EvalResult).where(EvalResult.gen_id == parent.id, EvalResult.eval == "style")
+                      .order_by(EvalResult.item_key)).all()
+    return [([{"role": "user", "content": r.prompt}], r.answer) for r in rows if r.answer.strip()]
 
 
 def detail_of(r: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -79,7 +174,7 @@ def detail_of(r: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {**base, **keep, **extra}
 
 
-def store_results(s, gen_id: int, results: list[tuple[str, dict[str, Any]]]) -> None:
+def store_results(s, gen_id: int, results: Results) -> None:
     for name, r in results:
         s.add(EvalResult(gen_id=gen_id, eval=name, item_key=r["item_key"], prompt=r["prompt"],
                          reference=r.get("reference", ""), answer=r["answer"], score=float(r["score"]),

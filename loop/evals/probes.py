@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loop.errors import UserError
+from loop.errors import OperationFailed, UserError
 from loop.evals.scoring import corporate_hits, keyword_pass, matched_keyword, rouge_l_f1, stated_confidences
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
@@ -197,3 +197,32 @@ def _emit(on_result: OnResult, *fields: Any) -> Result:
     if on_result:
         on_result(result)
     return result
+
+
+def run_items(runner, items: list[dict[str, Any]], max_tokens: int, phrases: list[str], *, suite: str = "",
+              on_result: OnResult = None) -> list[Result]:
+    """Ask each agent item (a suite item, or a held-out tool call) and judge it by its expectation.
+
+    Rule: ``agentic.score(item, answer)`` (see loop.evals.agentic); score is 1.0 or 0.0 and detail
+    carries the category, the reason ("ok" or what was wrong), the split and the difficulty.
+    """
+    from loop.evals import agentic  # noqa: PLC0415
+    from loop.evals.suites import conversation  # noqa: PLC0415
+
+    results = []
+    for item in items:
+        messages = conversation(item) if "category" in item else item["messages"]
+        scored = item if "category" in item else {"category": "task", "expect": item["expect"]}
+        try:
+            answer = runner.chat(messages, max_tokens)
+            passed, reason = agentic.score(scored, answer, phrases)
+        except OperationFailed as e:  # the item does not fit eval.context: a failure of the item, not of the eval
+            answer, passed, reason = "", False, f"not asked: {e}"
+        result = _result(item.get("id", item.get("key")), _last_user(messages), json.dumps(item["expect"]), answer,
+                         1.0 if passed else 0.0, passed, "")
+        result["detail"] = {"category": scored["category"], "reason": reason, "split": item.get("split"),
+                            "difficulty": item.get("difficulty"), "suite": suite}
+        if on_result:
+            on_result(result)
+        results.append(result)
+    return results

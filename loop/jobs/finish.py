@@ -47,6 +47,7 @@ def finish(cfg: Config, gen_id: int, parent: Generation, child_sha: str, gguf: P
         g.child_sha, g.gguf_path = child_sha, artifacts.stored(cfg, gguf)
         g.eval_recall, g.eval_generalization = metrics["eval_recall"], metrics["eval_generalization"]
         g.eval_style_drift = metrics["eval_style_drift"]
+        record_evals(g, metrics, gen_id)
         g.gates = json.dumps([c.__dict__ for c in decision.checks])
         g.status, g.reason, g.stage, g.finished_at = status, reason, "done", now()
         g.walltime_min = round(walltime_s / 60, 4)
@@ -67,6 +68,14 @@ def finish(cfg: Config, gen_id: int, parent: Generation, child_sha: str, gguf: P
     return {"gen": gen_id, "parent": parent.id, "status": "active" if active == gen_id else status,
             "child_sha": child_sha, "metrics": metrics | {k: train[k] for k in ("loss_start", "loss_end", "steps")},
             "reason": reason, "stopped": stopped}
+
+
+def record_evals(g: Generation, metrics: dict[str, Any], gen_id: int) -> None:
+    """The eval figures beyond the seed's three columns: KL drift, each score's n, the suites, readiness."""
+    g.eval_kl, g.n_recall, g.n_generalization = metrics.get("eval_kl"), metrics.get("recall_items"), \
+        metrics.get("holdout_items")
+    g.suite_sha = metrics.get("suite_sha")
+    g.readiness = json.dumps((metrics.get("readiness") or {}) | {"gen": gen_id})
 
 
 def stop_reason(s, cfg: Config, active: int | None) -> str | None:

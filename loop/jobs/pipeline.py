@@ -16,7 +16,7 @@ from typing import Any
 from loop import artifacts, faults
 from loop.config import Config
 from loop.data.jobfiles import read_jsonl
-from loop.evals.generation import evaluate, parent_recall
+from loop.evals.generation import drift_set, evaluate, parent_recall
 from loop.events import EventLog
 from loop.hashing import sha256_file
 from loop.jobs.finish import finish
@@ -107,7 +107,7 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
 
     set_stage(cfg, gen_id, "eval", events, f"G{gen_id}: evaluating through llama.cpp")
     faults.point("eval.start")
-    metrics, results = evaluate(cfg, target, job_path)
+    metrics, results = evaluate(cfg, target, job_path, artifacts.verified_gguf(cfg, parent), drift_set(cfg, parent))
     faults.point("eval.child")
     check()
     metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for name, r in results if name == "recall"], job_path)

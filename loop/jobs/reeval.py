@@ -16,7 +16,9 @@ from loop.errors import OperationFailed, UserError
 from loop.events import EventLog
 from loop.jobs import writer
 from loop.jobs.launch import job_alive, launch, lock_for
-from loop.evals.generation import evaluate, parent_recall, store_results
+from loop.evals import base
+from loop.evals.generation import drift_set, evaluate, parent_recall, store_results
+from loop.jobs.finish import record_evals
 from store.db import get_meta, reading, session, set_meta
 from store.tables import EvalResult, Generation
 
@@ -65,15 +67,13 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog) -> dict[str, Any]:
         parent = s.get(Generation, g.parent_id) if g.parent_id is not None else None
     events.emit("stage", f"G{gen_id}: running its evals again", stage="eval")
     gguf, job_dir = artifacts.verified_gguf(cfg, g), artifacts.local(cfg, g.job_dir)
-    if parent is None or job_dir is None:
-        from loop.workspace import probe_base  # noqa: PLC0415 - generation 0's evals are the probe set
-
-        probes, style, accuracy, drift = probe_base(cfg, gguf)
-        metrics = {"eval_recall": accuracy, "eval_generalization": None, "eval_style_drift": drift}
-        results = [("probe", r) for r in probes] + [("style", r) for r in style]
+    if parent is None or job_dir is None:  # generation 0: the probe set, the tone probes and the suites
+        metrics, results = base.evaluate(cfg, gguf)
+        _keep_steadiness(cfg, gen_id, results)
+        metrics = base.metrics_of(cfg, metrics, results)
         checks: list[Any] = []
     else:
-        metrics, results = evaluate(cfg, gguf, job_dir)
+        metrics, results = evaluate(cfg, gguf, job_dir, artifacts.verified_gguf(cfg, parent), drift_set(cfg, parent))
         metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for n, r in results if n == "recall"], job_dir)
         checks = gate.decide(metrics, cfg.gates, {"recall_same": metrics["parent_recall_same"],
                                                   "eval_style_drift": parent.eval_style_drift}).checks
@@ -86,6 +86,7 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog) -> dict[str, Any]:
         store_results(s, gen_id, results)
         g.eval_recall, g.eval_generalization = metrics["eval_recall"], metrics["eval_generalization"]
         g.eval_style_drift = metrics["eval_style_drift"]
+        record_evals(g, metrics, gen_id)
         if checks:
             g.gates = json.dumps([c.__dict__ for c in checks])
         s.add(g)
@@ -94,6 +95,18 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog) -> dict[str, Any]:
     events.emit("done", f"G{gen_id} re-evaluated: recall, generalization, style drift {_show(before)} → {_show(after)}; "
                         f"its status ({g.status}) is unchanged", status=g.status)
     return {"gen": gen_id, "metrics": metrics}
+
+
+def _keep_steadiness(cfg: Config, gen_id: int, results) -> None:
+    """Asked again, G0's probes keep the steadiness found at init (the rounding check is not run again)."""
+    from sqlmodel import select  # noqa: PLC0415
+
+    with reading(cfg.db_url) as s:
+        before = {r.item_key: json.loads(r.detail) for r in s.exec(select(EvalResult).where(
+            EvalResult.gen_id == gen_id, EvalResult.eval == "probe")).all()}
+    for name, r in results:
+        if name == "probe" and r["item_key"] in before and before[r["item_key"]].get("steady") is False:
+            r["detail"] = r["detail"] | {k: v for k, v in before[r["item_key"]].items() if k in ("steady", "wrong_when_rounded")}
 
 
 def _show(values: tuple) -> str:

@@ -76,12 +76,30 @@ def test_recall_items_are_what_the_lineage_knew(tmp_path):
     add_probe(cfg, "p03", True, steady=True)
     add_probe(cfg, "p04", True, steady=False)  # right once, wrong when rephrased: not known
     with session(cfg.db_url) as s:
-        for gen in (1, 2):
+        for gen in (1, 2):  # held-out tool calls each generation got right; G2's branch was rejected
             s.add(EvalResult(gen_id=gen, eval="generalization", item_key=f"c{gen}", prompt="q", reference="r",
-                             passed=True, detail=json.dumps({"messages": [{"role": "user", "content": "q"}]})))
+                             passed=True, detail=json.dumps({"messages": [{"role": "user", "content": "q"}],
+                                                             "kind": "tool", "expect": {"tool": "t", "args": {}}})))
+        s.add(EvalResult(gen_id=1, eval="generalization", item_key="c9", prompt="q", reference="r", passed=True,
+                         detail=json.dumps({"messages": [], "kind": "likelihood"})))  # more likely is not knowledge
     add_conversation(cfg, 1)
     keys = [it["key"] for it in plan(cfg, parent=1).recall_items]
     assert keys == ["c1", "p01", "p03"]
+
+
+def test_recall_items_keep_every_known_probe_of_g0_before_later_items(tmp_path):
+    cfg = make_workspace(tmp_path, eval={"recall_items": 5})
+    add_generation(cfg, 0, None, "promoted")
+    add_generation(cfg, 1, 0, "promoted")
+    for n in range(4):
+        add_probe(cfg, f"p{n}", True, steady=True)
+    with session(cfg.db_url) as s:
+        for n in range(6):
+            s.add(EvalResult(gen_id=1, eval="generalization", item_key=f"c{n}", prompt="q", reference="r", passed=True,
+                             detail=json.dumps({"messages": [], "kind": "tool", "expect": {"tool": "t", "args": {}}})))
+    add_conversation(cfg, 1)
+    keys = [it["key"] for it in plan(cfg, parent=1).recall_items]
+    assert [k for k in keys if k.startswith("p")] == ["p0", "p1", "p2", "p3"] and len(keys) == 5
 
 
 def test_written_files_and_their_hash(tmp_path):

@@ -97,3 +97,27 @@ async def test_a_long_ladder_is_paged_down_to_g0(ws):
         await wait_for(pilot, lambda: app.main.ladder.offset == 100)
         with session(ws.db_url) as s:
             assert len(s.exec(select(Generation)).all()) == 250
+
+
+async def test_readiness_shows_in_the_detail_and_on_the_ladder(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select_gen(pilot, 5)
+        await wait_for(pilot, lambda: "NOT READY" in screen_text(app) or "READY" in screen_text(app))
+        shown = screen_text(app)
+        assert "tool_call" in shown and "blocker" in shown
+        assert "0.96 (51)" in shown and "recall 0.96 (51) ≥ 0.9" in shown  # each score with its n
+
+
+async def test_the_ab_tab_compares_the_selected_generation_with_its_parent(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select_gen(pilot, 5)
+        await pilot.press("6")
+        await wait_for(pilot, lambda: "G5 against G4 on 31 held-out items" in screen_text(app))
+        compared = app.main.compare
+        assert compared["n"] == 31 and compared["won"] + compared["lost"] + compared["same"] == 31
+        assert compared["b_rate"] < compared["a_rate"]  # G5 failed every second item, G4 every third
+        await wait_for(pilot, lambda: "G4  " in screen_text(app) and "G5  " in screen_text(app))  # side by side

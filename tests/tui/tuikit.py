@@ -40,6 +40,29 @@ LADDER = [
 ]
 
 
+def store_suite_answers(s, cfg: Config) -> None:
+    """G4 and G5 answered the default suite's held-out items (G5 better), with their readiness reports."""
+    from loop.evals import readiness, suites
+
+    suite = suites.load(cfg, "default")
+    for gid, right_every in ((4, 3), (5, 2)):
+        rows = []
+        for n, item in enumerate(suite.split("heldout")):
+            passed = n % right_every != 0
+            reason = "ok" if passed else 'used "action" instead of "tool"'
+            answer = json.dumps({"tool": "restart_service", "args": {}}) if passed else '{"action": "restart_service"}'
+            s.add(EvalResult(gen_id=gid, eval="suite:default", item_key=item["id"], prompt=item["messages"][-1]["content"],
+                             reference=json.dumps(item["expect"]), answer=answer, score=float(passed), passed=passed,
+                             detail=json.dumps({"category": item["category"], "reason": reason, "split": "heldout",
+                                                "difficulty": item["difficulty"], "suite": "default",
+                                                "suite_sha": suite.sha})))
+            rows.append({"category": item["category"], "passed": passed, "reason": reason})
+        g = s.get(Generation, gid)
+        g.readiness = json.dumps(readiness.report(gid, rows, dict(cfg.data["readiness"])))
+        g.n_recall, g.n_generalization = 51, 20
+        s.add(g)
+
+
 def build_workspace(folder: Path) -> Config:
     """Generations G0..G5 (G4 active, G5 a candidate), evals, conversations, inbox files and a quarantined file."""
     cfg = workspace.create(folder)
@@ -74,6 +97,7 @@ def build_workspace(folder: Path) -> Config:
             if trained:
                 s.flush()
                 s.add(Membership(gen_id=trained[0], conversation_id=i + 1, split=trained[1]))
+        store_suite_answers(s, cfg)
         files = [("inbox/ops.jsonl", "ingested", 12, 0, 0, None, 100), ("inbox/chat-2026.jsonl", "ingested", 8, 3, 0, None, 30),
                  ("inbox/mixed.jsonl", "partial", 4, 0, 2, "2 bad record(s) set aside; first: line 3: invalid JSON", 3),
                  (f"inbox/{MARKUP}.jsonl", "ingested", 1, 0, 0, None, 1)]

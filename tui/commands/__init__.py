@@ -1,8 +1,9 @@
 """What each `ladder` subcommand does: call the engine, print for people, return a dict for --json."""
 
 from tui.commands.data import chat, dataset, demo, ingest, init
+from tui.commands.evals import compare, readiness
 from tui.commands.jobs import cancel, eval, run, train  # noqa: A004 - eval is the subcommand's name
 from tui.commands.lineage import approve, ledger, reject, rollback, status
 
-__all__ = ["approve", "cancel", "chat", "dataset", "demo", "eval", "ingest", "init", "ledger", "reject", "rollback",
-           "run", "status", "train"]
+__all__ = ["approve", "cancel", "chat", "compare", "dataset", "demo", "eval", "ingest", "init", "ledger", "readiness",
+           "reject", "rollback", "run", "status", "train"]

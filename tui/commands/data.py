@@ -16,9 +16,10 @@ from loop.inbox import ingest as inbox
 from store.db import active_gen, reading
 from store.tables import Generation
 from tui.commands.common import _open
+from tui.commands.evals import before_after
 from tui.commands.jobs import train
 from tui.commands.lineage import ledger, status
-from tui.output import emit
+from tui.output import clean, emit
 
 
 def init(args: Namespace) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def chat(args: Namespace) -> dict[str, Any]:
         answer = r.complete(args.prompt, args.max_tokens) if args.raw else \
             r.chat([{"role": "user", "content": args.prompt}], args.max_tokens)
     if not args.json:
-        print(answer)
+        print(clean(answer))
     return {"gen": gen_id, "raw": args.raw, "prompt": args.prompt, "answer": answer}
 
 
@@ -132,6 +133,9 @@ def demo(args: Namespace) -> dict[str, Any]:
         return status(args) | {"ingest": report}
     result = train(args)
     args.csv = None
+    emit(args, "")
+    if result.get("child_sha"):
+        result["readiness"] = before_after(args, cfg, 0, result["gen"])
     emit(args, "\nlineage ledger:")
     ledger(args)
     emit(args, f"\nnext: ladder --config {cfg.path} chat \"What does restart_service do?\"")

@@ -69,6 +69,10 @@ def _wait(args: Namespace, cfg: config.Config, gen_id: int) -> dict[str, Any]:
 
 
 def eval(args: Namespace) -> dict[str, Any]:  # noqa: A001 - the subcommand's name
+    if getattr(args, "suite", None):
+        from tui.commands.evals import suite  # noqa: PLC0415 - one suite, asked here, not a job
+
+        return suite(args)
     cfg = _open(args)
     gen_id, pid = reeval.start(cfg, args.gen)
     emit(args, f"G{gen_id}: evals started again (pid {pid})")

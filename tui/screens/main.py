@@ -50,6 +50,8 @@ class MainScreen(Screen):
                 tooltip="Confidence trajectories"),
         Binding("4", "tab('inbox')", "Inbox tab", id="tab_inbox", show=False, tooltip="Files, quarantine and karma"),
         Binding("5", "tab('training')", "Training tab", id="tab_training", show=False, tooltip="The running job"),
+        Binding("6", "tab('compare')", "A/B tab", id="tab_compare", show=False,
+                tooltip="The selected generation against its parent, on the same suite items"),
         Binding("left_square_bracket", "page(-1)", "Newer generations", id="page_newer", show=False,
                 tooltip="Show the previous page of the ladder"),
         Binding("right_square_bracket", "page(1)", "Older generations", id="page_older", show=False,
@@ -62,6 +64,7 @@ class MainScreen(Screen):
     inbox: reactive[Inbox | None] = reactive(None)
     detail: reactive[Detail | None] = reactive(None)
     confidence: reactive[Confidence | None] = reactive(None)
+    compare: reactive[dict | None] = reactive(None)
     metrics: reactive[Metrics | None] = reactive(None)
     now: reactive[datetime | None] = reactive(None)
 
@@ -86,6 +89,7 @@ class MainScreen(Screen):
                 yield TabPane("Confidence", id="confidence")
                 yield TabPane("Inbox", id="inbox")
                 yield TabPane("Training", id="training")
+                yield TabPane("A/B", id="compare")
             yield ChatPane(id="chat")
         yield Footer()
 
@@ -135,6 +139,9 @@ class MainScreen(Screen):
     def watch_confidence(self, c: Confidence | None) -> None:
         self._hand("ConfidencePane", confidence=c)
 
+    def watch_compare(self, c: dict | None) -> None:
+        self._hand("ComparePane", compare=c)
+
     def watch_metrics(self, m: Metrics | None) -> None:
         self._hand("MetricsPane", metrics=m)
 
@@ -145,14 +152,14 @@ class MainScreen(Screen):
             return
         self.selected = event.gen_id
         self.post_message(ReadRequest("detail", event.gen_id))
-        if self.query_one(TabbedContent).active == "confidence":
-            self.post_message(ReadRequest("confidence", event.gen_id))
+        if self.query_one(TabbedContent).active in ("confidence", "compare"):
+            self.post_message(ReadRequest(self.query_one(TabbedContent).active, event.gen_id))
 
     async def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         pane = event.pane
         if not pane.children and pane.id != "ladder":
             await pane.mount(self._build_tab(pane.id))
-        if pane.id in ("metrics", "confidence", "inbox"):
+        if pane.id in ("metrics", "confidence", "inbox", "compare"):
             self.post_message(ReadRequest(pane.id, self.selected))
         if self.focused is None:
             self._focus_tab(pane.id)
@@ -167,6 +174,10 @@ class MainScreen(Screen):
             from tui.widgets.training import TrainingPane  # noqa: PLC0415
 
             return TrainingPane(self.training, self.job, id="training-pane")
+        if tab == "compare":
+            from tui.widgets.compare import ComparePane  # noqa: PLC0415
+
+            return ComparePane(self.compare, id="compare-pane")
         if tab == "confidence":
             from tui.widgets.confidence import ConfidencePane  # noqa: PLC0415
 

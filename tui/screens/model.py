@@ -28,6 +28,24 @@ class GenRow:
     reason: str = ""
     override: bool = False
     gguf_path: str | None = None
+    n_recall: int | None = None  # the items each score was measured on
+    n_generalization: int | None = None
+    ready: bool | None = None  # the readiness verdict; None when never judged
+    suite_rate: float | None = None  # pass rate over the agent suites' held-out items
+    readiness: dict[str, Any] = field(default_factory=dict, compare=False)  # the whole report
+
+
+def readiness_of(text: str | None) -> tuple[bool | None, float | None, dict[str, Any]]:
+    """(ready, overall suite rate, report) from a stored readiness report."""
+    import json
+
+    try:
+        r = json.loads(text or "{}")
+    except ValueError:
+        return None, None, {}
+    if not isinstance(r, dict) or "ready" not in r:
+        return None, None, {}
+    return bool(r["ready"]), (r.get("overall") or {}).get("rate"), r
 
 
 @dataclass(frozen=True)
@@ -74,6 +92,7 @@ class Detail:
     sources: tuple[tuple[str, str, int], ...] = ()  # (source file, split, records)
     domains: tuple[tuple[str, int], ...] = ()
     stopped: str | None = None
+    eval_kl: float | None = None
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,16 @@ import sqlite3
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from tui.screens.model import GenRow, Ladder
+from tui.screens.model import GenRow, Ladder, readiness_of
 
 COLUMNS = ("id, parent_id, status, stage, created_at, steps, loss_start, loss_end, eval_recall, eval_generalization, "
-           "eval_style_drift, reason, override, gguf_path")
+           "eval_style_drift, reason, override, gguf_path, n_recall, n_generalization, readiness")
 
 
 def _row(r: tuple) -> GenRow:
     created = datetime.fromisoformat(r[4])
     return GenRow(r[0], r[1], r[2], r[3], created if created.tzinfo else created.replace(tzinfo=timezone.utc),
-                  *r[5:12], bool(r[12]), r[13])
+                  *r[5:12], bool(r[12]), r[13], r[14], r[15], *readiness_of(r[16]))
 
 
 def _meta(con: sqlite3.Connection, key: str):

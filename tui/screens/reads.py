@@ -13,15 +13,36 @@ from sqlmodel import Session, col, select
 
 from loop.config import Config
 from store.db import get_meta, reading
-from store.tables import Conversation, EvalResult, Event, Generation, InboxFile, Membership, Meta
+from store.tables import (
+    Conversation,
+    EvalResult,
+    Event,
+    Generation,
+    InboxFile,
+    Membership,
+    Meta,
+)
 from tui.screens.model import (
-    Confidence, Detail, EventRow, FastRead, GateCheck, GenRow, Inbox, InboxFileRow, Job, Ladder, Metrics, Scenario,
+    Confidence,
+    Detail,
+    EventRow,
+    FastRead,
+    GateCheck,
+    GenRow,
+    Inbox,
+    InboxFileRow,
+    Job,
+    Ladder,
+    Metrics,
+    Scenario,
+    readiness_of,
 )
 
 LADDER_COLUMNS = (
     Generation.id, Generation.parent_id, Generation.status, Generation.stage, Generation.created_at, Generation.steps,
     Generation.loss_start, Generation.loss_end, Generation.eval_recall, Generation.eval_generalization,
     Generation.eval_style_drift, Generation.reason, Generation.override, Generation.gguf_path,
+    Generation.n_recall, Generation.n_generalization, Generation.readiness,
 )
 EVENT_BATCH = 5000
 # Settings of the config a generation was trained with that are worth a glance.
@@ -30,7 +51,8 @@ SHOWN_SETTINGS = ("steps", "learning_rate", "lr_scheduler", "batch_size", "grad_
 
 
 def _gen(row: Any) -> GenRow:
-    return GenRow(*row)
+    *head, readiness = row
+    return GenRow(*head, *readiness_of(readiness))
 
 
 def signature(s: Session) -> tuple[Any, ...]:
@@ -107,7 +129,7 @@ def detail(cfg: Config, gen_id: int) -> Detail | None:
     return Detail(row, active == gen_id, g.parent_sha, g.child_sha, g.data_delta_sha, g.dataset_sha, g.lr,
                   g.walltime_min, g.n_new, g.n_replay, g.n_holdout, _gates(g.gates), _settings(g.config_json),
                   tuple((str(f), str(sp or "-"), int(n)) for f, sp, n in sources),
-                  tuple((str(d), int(n)) for d, n in domains), stopped)
+                  tuple((str(d), int(n)) for d, n in domains), stopped, g.eval_kl)
 
 
 def _gates(text: str) -> tuple[GateCheck, ...]:
@@ -151,8 +173,8 @@ def inbox_signature(cfg: Config) -> tuple[Any, ...]:
 
 def inbox(cfg: Config, limit: int = 200, max_quarantined: int = 100) -> Inbox:
     """The newest inbox files, counts by status, conversation totals and karma; never loads conversations."""
-    from loop.inbox.files import QUARANTINE, inbox_files  # noqa: PLC0415
     from loop.data.lineage import pending_count, pending_karma  # noqa: PLC0415
+    from loop.inbox.files import QUARANTINE, inbox_files  # noqa: PLC0415
 
     with reading(cfg.db_url) as s:
         files = s.exec(select(InboxFile).order_by(col(InboxFile.id).desc()).limit(limit)).all()
@@ -221,3 +243,27 @@ def metrics(cfg: Config) -> Metrics:
     g = cfg.gates
     return Metrics(tuple(ledger.COLUMNS + ledger.EXTRA), tuple(rows), float(g.recall_min),
                    float(g.generalization_min), float(g.style_drift_max))
+
+
+def compare_pending(cfg: Config, gen_id: int | None) -> dict[str, Any]:
+    """What the A/B view says while the comparison runs (or why there is none)."""
+    with reading(cfg.db_url) as s:
+        g = s.get(Generation, gen_id) if gen_id is not None else None
+    if g is None or g.parent_id is None:
+        return {"error": "G0 has no parent to compare with: select a later generation."}
+    return {"pending": True, "a": g.parent_id, "b": g.id}
+
+
+def compare(cfg: Config, gen_id: int | None) -> dict[str, Any]:
+    """The selected generation against its parent on the default suite's held-out items (in a worker: answers
+    not stored yet are asked through llama.cpp)."""
+    pending = compare_pending(cfg, gen_id)
+    if "error" in pending:
+        return pending
+    from loop.errors import OperationFailed, UserError  # noqa: PLC0415
+    from loop.evals import compare as cmp  # noqa: PLC0415
+
+    try:
+        return cmp.compare(cfg, pending["a"], pending["b"], cfg.eval.suites[0] if cfg.eval.suites else "default")
+    except (UserError, OperationFailed) as e:
+        return {"error": str(e)}

@@ -25,8 +25,8 @@ LOOK = {
     "failed": ("!", "red dim"),
     "cancelled": ("·", "dim"),
 }
-COLUMNS = ("", "gen", "status", "age", "steps", "loss start → end", "recall", "generalization", "drift", "parent",
-           "reason")
+COLUMNS = ("", "gen", "status", "age", "steps", "loss start → end", "recall (n)", "general. (n)", "drift", "ready",
+           "parent", "reason")
 
 
 def status_of(g: GenRow, active_id: int | None) -> str:
@@ -44,10 +44,24 @@ def cells(g: GenRow, active_id: int | None, now: datetime) -> tuple[Text, ...]:
         shown += " (override)"
     return (
         Text(glyph, style=style), Text(f"G{g.id}", style=style), Text(shown, style=style),
-        Text(age(g.created_at, now)), Text(str(g.steps)), Text(loss), Text(num(g.recall)),
-        Text(num(g.generalization)), Text(num(g.style_drift)),
+        Text(age(g.created_at, now)), Text(str(g.steps)), Text(loss), Text(with_n(g.recall, g.n_recall)),
+        Text(with_n(g.generalization, g.n_generalization)), Text(num(g.style_drift)), ready_cell(g),
         Text("–" if g.parent_id is None else f"G{g.parent_id}"), one_line(g.reason, 48, "dim"),
     )
+
+
+def with_n(value: float | None, n: int | None) -> str:
+    """A score and the number of items it was measured on: '0.96 (51)'."""
+    if value is None:
+        return "–"
+    return f"{value:.2f} ({n})" if n is not None else f"{value:.2f}"
+
+
+def ready_cell(g: GenRow) -> Text:
+    if g.ready is None:
+        return Text("–", style="dim")
+    rate = "" if g.suite_rate is None else f" {g.suite_rate:.2f}"
+    return Text(("✓" if g.ready else "✗") + rate, style="green" if g.ready else "red")
 
 
 class LadderTable(DataTable):
@@ -141,6 +155,8 @@ def render_detail(d: Detail) -> Group:
     if d.sources:
         sources = Text(" · ").join(Text.assemble(text(f), (f" {sp} {n}", "dim")) for f, sp, n in d.sources)
         lines.append(_row("sources", sources))
+    lines.append(_row("evals", evals_line(d)))
+    lines += readiness_lines(g.readiness)
     walltime = "–" if d.walltime_min is None else f"{d.walltime_min:.1f} min"
     lines.append(_row("train", f"steps {g.steps} · lr {d.lr:g} · {walltime} · loss {num(g.loss_start)} → "
                                f"{num(g.loss_end)}"))
@@ -149,7 +165,8 @@ def render_detail(d: Detail) -> Group:
     gates = Text()
     for c in d.gates:
         mark, mstyle = ("✓ ", "green") if c.passed else ("✗ ", "bold red")
-        value = "missing" if c.value is None else f"{c.value:.3g}"
+        n = {"recall": g.n_recall, "recall_vs_parent": g.n_recall, "generalization": g.n_generalization}.get(c.name)
+        value = "missing" if c.value is None else f"{c.value:.3g}" + (f" ({n})" if n is not None else "")
         op = {">=": "≥", "<=": "≤"}.get(c.op, c.op)
         gates.append_text(Text.assemble((mark, mstyle), text(c.name.replace("_", " ")), f" {value} ",
                                         (f"{op} {c.threshold:.3g}", "dim"), "    "))
@@ -161,3 +178,31 @@ def render_detail(d: Detail) -> Group:
         lines.append(_row("stop", Text("not triggered: training goes on when karma reaches the threshold",
                                        style="dim")))
     return Group(*lines)
+
+
+def evals_line(d: Detail) -> Text:
+    g = d.gen
+    parts = [f"recall {with_n(g.recall, g.n_recall)}", f"generalization {with_n(g.generalization, g.n_generalization)}",
+             f"style drift {num(g.style_drift)}"]
+    if d.eval_kl is not None:
+        parts.append(f"KL from parent {d.eval_kl:.4f}")
+    return Text(" · ".join(parts))
+
+
+def readiness_lines(report: dict) -> list[Text]:
+    """The readiness report: per category passed/total, rate against its minimum, then the blockers."""
+    cats = report.get("categories") or {}
+    if not cats and not report.get("blockers"):
+        return [_row("ready", Text("not measured (evaluated before the agent suites)", style="dim"))]
+    head = Text("READY" if report.get("ready") else "NOT READY", style="bold green" if report.get("ready") else "bold red")
+    line = Text.assemble(head, "   ")
+    for name, c in cats.items():
+        floor = c.get("min")
+        ok = floor is None or c["rate"] >= floor
+        line.append_text(Text.assemble((("✓ " if ok else "✗ "), "green" if ok else "red"), text(name),
+                                       f" {c['passed']}/{c['total']} {c['rate']:.2f}",
+                                       ("" if floor is None else f" ≥ {floor:.2f}", "dim"), "   "))
+    out = [_row("ready", line)]
+    for b in report.get("blockers", [])[:3]:
+        out.append(_row("", Text("blocker ", style="dim"), text(b)))
+    return out

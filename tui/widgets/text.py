@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 
 from rich.text import Text
 
-# C0/C1 controls (but newline and tab), DEL, and bidirectional overrides that could reorder the screen.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def clean(value: object) -> str:
-    """The text with every control character shown as a visible escape, e.g. ESC as \\x1b."""
-    return _UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}",
-                       str(value))
+from tui.output import clean
 
 
 def text(value: object, style: str = "") -> Text:
