@@ -40,7 +40,8 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     lineage = ancestors(s, parent_id)
     stages = list(cfg.dataset.curriculum)
     pending = s.exec(select(Conversation).where(pending_clause(lineage)).order_by(Conversation.id)).all()
-    usable = [c for c in pending if c.quality >= cfg.karma.min_quality]
+    # Undesirable answers (a false KTO label) are never trained as examples to follow.
+    usable = [c for c in pending if c.quality >= cfg.karma.min_quality and c.kind != "undesirable"]
     p = Plan(parent_id=parent_id, skipped_low_quality=len(pending) - len(usable))
     holdout = split_holdout(usable, cfg.dataset.holdout_ratio, cfg.dataset.seed)
     # The data mix picks the new training rows; what it leaves out stays pending for a later generation.

@@ -162,6 +162,14 @@ def _undo(cfg: Config, file_id: int | None) -> None:
 
 def _check_readable(ctx: Context, path: Path, in_inbox: bool) -> int:
     inbox = ctx.cfg.inbox_dir
+    if path.is_symlink():
+        try:
+            path.resolve(strict=True)
+        except RuntimeError:
+            raise BadFile("symbolic link loop: the link points, through other links, back at itself") from None
+        except OSError as e:
+            if e.errno == 40:  # ELOOP
+                raise BadFile("symbolic link loop: the link points, through other links, back at itself") from None
     if path.is_symlink() and in_inbox and not inside(path.resolve(), inbox.resolve()):
         raise BadFile("symbolic link pointing outside the inbox: copy the file in instead")
     if path.is_symlink() and not path.exists():
@@ -233,6 +241,8 @@ def _row(ctx: Context, shown: str, r: Record, fmt: str, folder_domain: str | Non
          folder_stage: str | None, file_id: int) -> dict[str, Any]:
     """One Conversation row as plain values: building ORM objects cost more than all the rest of ingest."""
     body = {"kind": r.kind, "messages": r.messages, "rejected": r.rejected}
+    if r.meta.get("tools"):  # the same words with other tools shown to the model are another record
+        body["tools"] = r.meta["tools"]
     source = r.source or fmt
     q, reasons = quality.score(r.messages, ctx.corporate, r.kind)
     tags = curation.domain_tags(r.messages, ctx.rules)

@@ -10,6 +10,7 @@ from typing import Any
 # Each finding lowers the score from 1.0 by its penalty; the score is clamped to [0, 1].
 PENALTIES = {
     "empty turn": 0.5,
+    "repetitive": 0.6,
     "broken tool call": 0.5,
     "refusal": 0.4,
     "corporate filler": 0.3,
@@ -44,8 +45,11 @@ def score(messages: Sequence[Mapping[str, Any]], corporate_phrases: Sequence[str
         found.append("refusal")
     if any(p.lower() in low for p in corporate_phrases):
         found.append("corporate filler")
-    if any(_broken_tool_call(str(m.get("content", ""))) or _broken_tool_calls(m.get("tool_calls")) for m in answers):
+    meant = tools_expected(messages)
+    if any(_broken_tool_call(str(m.get("content", "")), meant) or _broken_tool_calls(m.get("tool_calls")) for m in answers):
         found.append("broken tool call")
+    if repetitive(text):
+        found.append("repetitive")
     last = str(answers[-1].get("content", "")).strip() if answers else ""
     if answers and len(last) < 2 and not answers[-1].get("tool_calls"):
         found.append("answer too short")
@@ -61,18 +65,39 @@ def _total(found: list[str]) -> tuple[float, list[str]]:
     return round(min(1.0, max(0.0, value)), 4), found
 
 
-def _broken_tool_call(content: str) -> bool:
-    """A reply that is a JSON tool call, whole or in a fenced block, must parse and name its tool under "tool"."""
+TOOL_WORDS = re.compile(r"\btool(s| call|_call)?\b|\bfunction call", re.IGNORECASE)
+SENTENCES = re.compile(r"(?<=[.!?])\s+|\n+")
+
+
+def tools_expected(messages: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether answers of this record are meant to be tool calls: its system prompt speaks of tools, or a turn
+    is one. A JSON config or a code block in an ordinary answer is not a tool call, broken or not."""
+    if any(m.get("tool_calls") for m in messages):
+        return True
+    return any(m.get("role") == "system" and TOOL_WORDS.search(str(m.get("content", ""))) for m in messages)
+
+
+def _broken_tool_call(content: str, meant: bool) -> bool:
+    """A reply meant as a JSON tool call, whole or in a fenced block, must parse and name its tool under "tool"."""
     body = content.strip()
     if not (body.startswith("{") and body.endswith("}")):
-        return "```" in content and any(_broken_tool_call(block) for block in FENCED_JSON.findall(content))
+        return "```" in content and any(_broken_tool_call(block, meant) for block in FENCED_JSON.findall(content))
     try:
         call = json.loads(body)
     except ValueError:
-        return True
+        return meant
     if not isinstance(call, dict):
-        return True
-    return "tool" not in call and ("action" in call or "function" in call or "args" in call)
+        return meant
+    if "tool" in call:
+        return not isinstance(call.get("args", {}), dict)
+    # A whole answer that is one object naming an "action" is a tool call written the wrong way round.
+    return (meant and ("function" in call or "args" in call)) or "action" in call
+
+
+def repetitive(text: str) -> bool:
+    """The same sentence or line over and over: a loop the model fell into, not an answer."""
+    pieces = [s.strip().lower() for s in SENTENCES.split(text) if len(s.strip()) > 3]
+    return len(pieces) >= 6 and len(set(pieces)) / len(pieces) < 0.3
 
 
 def _broken_tool_calls(calls: Any) -> bool:
@@ -100,5 +125,7 @@ def karma(quality: float, kind: str, weights: Mapping[str, float], min_quality: 
     """Karma a record earns: its quality times its source's weight (else its kind's), nothing below min_quality."""
     if quality < min_quality:
         return 0.0
+    if kind == "undesirable":  # its source's weight is for examples to follow; this is one not to
+        return round(quality * float(weights.get(kind, 0.0)), 4)
     weight = weights.get(source, weights.get(kind, 1.0)) if source else weights.get(kind, 1.0)
     return round(quality * float(weight), 4)

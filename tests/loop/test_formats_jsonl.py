@@ -24,12 +24,12 @@ def test_openai_chat_keeps_system_tool_calls_and_tool_results():
     call = first.messages[2]["tool_calls"][0]
     assert call["function"]["name"] == "run_command" and json.loads(call["function"]["arguments"])["host"] == "web-02"
     assert first.messages[3]["tool_call_id"] == "call_1" and first.messages[3]["name"] == "run_command"
-    # content given as parts: the text is kept, the image is not
-    assert records[2].messages[0]["content"] == "What does this error dialog mean?"
-    # the record with no assistant turn is set aside with its line number, the others kept
-    assert len(records) == 4
-    assert [b.reason for b in bad] == ["line 5: no assistant turn, so there is nothing to learn from"]
-    assert json.loads(bad[0].raw)["messages"][1]["content"].startswith("Is it safe")
+    # a question about an image cannot be learned from its text alone: set aside with the reason
+    assert len(records) == 3
+    assert [b.reason for b in bad] == [
+        "line 3: message 1 holds an image url part: Ladder trains on text only, so the record is set aside",
+        "line 5: no assistant turn, so there is nothing to learn from"]
+    assert json.loads(bad[1].raw)["messages"][1]["content"].startswith("Is it safe")
 
 
 def test_prompt_completion_and_question_answer(tmp_path):
@@ -94,7 +94,7 @@ def test_detected_from_content_not_the_name(tmp_path):
     shutil.copyfile(FIXTURES / "openai_chat.jsonl", renamed)
     assert detect(renamed).name == "jsonl"
     records, _ = parse(renamed)
-    assert len(records) == 4
+    assert len(records) == 3
 
 
 def test_text_records_are_documents(tmp_path):

@@ -36,9 +36,11 @@ def test_a_chatgpt_export_zip_as_delivered_reads_only_the_conversations(tmp_path
     })
     assert detect(archive).name == "zip"
     records, bad = parse(archive, tmp_path)
-    assert len(records) == 5 and {r.source for r in records} == {"chatgpt"}
+    assert len(records) == 4 and {r.source for r in records} == {"chatgpt"}
     assert {r.meta["member"] for r in records} == {"conversations.json"}
-    assert [b.reason for b in bad] == ["conversations.json: item 4: no assistant turn, so there is nothing to learn from"]
+    assert [b.reason for b in bad] == [
+        "conversations.json: item 2: a message holds an image: Ladder trains on text only, so the conversation is set aside",
+        "conversations.json: item 4: no assistant turn, so there is nothing to learn from"]
     assert list((tmp_path / ".unpacking").iterdir()) == []  # nothing unpacked is left behind
 
 
@@ -96,9 +98,26 @@ def test_a_zip_bomb_is_refused_by_its_ratio_and_by_the_total(tmp_path):
 
 def test_nothing_readable_and_broken_archives_say_so(tmp_path):
     nested = make_zip(tmp_path / "nested.zip", {"inner.zip": b"PK\x05\x06" + bytes(18), "photo.png": b"\x89PNG"})
-    with pytest.raises(BadFile, match="the zip holds no conversations.json and no .jsonl, .json, .md or .txt file"):
-        parse(nested, tmp_path)
+    records, bad = parse(nested, tmp_path)  # the inner zip is opened; what cannot be read is said, not skipped
+    assert records == []
+    assert sorted(b.reason for b in bad) == [
+        "inner.zip: the zip holds no conversations.json and no .jsonl, .json, .md, .txt or .zip file: nothing to ingest",
+        "photo.png: not a format Ladder reads (.jsonl, .json, .md, .txt, .zip): left in the archive"]
+    with pytest.raises(BadFile, match="the zip holds no conversations.json"):
+        parse(make_zip(tmp_path / "empty.zip", {"photo.png": b"\x89PNG"}), tmp_path)
     broken = tmp_path / "broken.zip"
     broken.write_bytes(b"PK\x03\x04" + bytes(40))
     with pytest.raises(BadFile, match="not a readable zip archive"):
         parse(broken, tmp_path)
+
+
+def test_a_zip_inside_a_zip_is_read_and_one_deeper_is_refused_with_the_reason(tmp_path):
+    line = json.dumps({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Hello there."}]})
+    inner = make_zip(tmp_path / "inner.zip", {"chats.jsonl": line + "\n"})
+    outer = make_zip(tmp_path / "outer.zip", {"export.zip": inner.read_bytes()})
+    records, bad = parse(outer, tmp_path)
+    assert [r.messages[1]["content"] for r in records] == ["Hello there."] and bad == []
+    deepest = make_zip(tmp_path / "deepest.zip", {"outer.zip": outer.read_bytes()})
+    records, bad = parse(deepest, tmp_path)
+    assert records == [] and [b.reason for b in bad] == [
+        "outer.zip: export.zip: a zip nested more than two deep is not opened: unpack it and drop the files in"]

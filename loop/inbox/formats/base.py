@@ -50,6 +50,7 @@ class Options:
     max_unpacked_bytes: int = 4096 * MB  # a zip's members, all together, once unpacked
     max_zip_ratio: float = 200.0  # unpacked size / packed size of any one zip member
     unpack_dir: Path | None = None  # where zip members are unpacked; None: the system's temp folder
+    zip_depth: int = 0  # how many zips this file is inside
 
 
 class Format(Protocol):
@@ -82,10 +83,12 @@ def detect(path: Path, allow_zip: bool = True) -> Format:
         binary = getattr(fmt, "binary", False)
         if binary and not allow_zip:
             continue
-        if not binary and not text_checked:
+        # JSON Lines is judged line by line: a NUL byte or a bad byte spoils only its own line.
+        lenient = getattr(fmt, "line_by_line", False)
+        if not binary and not text_checked and not lenient:
             check_text(head, strict=False)
             text_checked = True
-        # JSON Lines sets bad lines aside one by one; the other text formats need the whole file to be UTF-8.
+        # The other text formats need the whole file to be UTF-8.
         if getattr(fmt, "strict_utf8", False) and not utf8_checked:
             check_text(head, strict=True)
             utf8_checked = True

@@ -21,7 +21,8 @@ TOOL_OUTPUT = {"execution_output", "tether_browsing_display", "tether_quote", "s
 def record(obj: dict[str, Any], pos: int) -> Record:
     mapping = obj["mapping"]
     path = kept_path(mapping, obj.get("current_node"))
-    messages = [m for m in (_message(mapping[n].get("message")) for n in path) if m is not None]
+    messages = joined([(m, _cut(mapping[n].get("message"))) for n in path
+                       if (m := _message(mapping[n].get("message"))) is not None])
     if not messages:
         raise BadShape("conversation has no messages with text")
     require_answer(messages)
@@ -33,6 +34,28 @@ def record(obj: dict[str, Any], pos: int) -> Record:
         if value:
             meta[key] = value
     return Record("chat", messages, pos, meta=meta, source="chatgpt")
+
+
+def _cut(msg: Any) -> bool:
+    """An answer stopped at the token limit, that "Continue generating" carried on in the next message."""
+    meta = (msg or {}).get("metadata") or {} if isinstance(msg, dict) else {}
+    finish = meta.get("finish_details") or {}
+    return isinstance(finish, dict) and finish.get("type") == "max_tokens"
+
+
+def joined(turns: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
+    """Consecutive assistant answers where the first was cut at the token limit become one answer."""
+    out: list[dict[str, Any]] = []
+    cut_before = False
+    for m, cut in turns:
+        prev = out[-1] if out else None
+        if (cut_before and prev is not None and prev["role"] == m["role"] == "assistant"
+                and not prev.get("tool_calls") and not m.get("tool_calls")):
+            out[-1] = {**prev, "content": prev["content"] + m["content"]}
+        else:
+            out.append(m)
+        cut_before = cut
+    return out
 
 
 def kept_path(mapping: dict[str, Any], current: Any) -> list[str]:
@@ -93,8 +116,11 @@ def _message(msg: Any) -> dict[str, Any] | None:
     return {"role": role, "content": text}
 
 
+IMAGE_TYPES = {"image_asset_pointer", "real_time_user_audio_video_asset_pointer", "video_container_asset_pointer"}
+
+
 def _text(content: dict[str, Any]) -> str:
-    """The text of a content block; images, audio and files in multimodal parts are left out."""
+    """The text of a content block; a message that shows an image cannot be learned from its text alone."""
     if isinstance(content.get("parts"), list):
         texts = []
         for part in content["parts"]:
@@ -102,6 +128,8 @@ def _text(content: dict[str, Any]) -> str:
                 texts.append(part)
             elif isinstance(part, dict) and part.get("content_type") == "audio_transcription":
                 texts.append(str(part.get("text", "")))
+            elif isinstance(part, dict) and part.get("content_type") in IMAGE_TYPES:
+                raise BadShape("a message holds an image: Ladder trains on text only, so the conversation is set aside")
         return "\n".join(t for t in texts if t)
     for key in ("text", "result"):
         if isinstance(content.get(key), str):

@@ -17,6 +17,7 @@ def record(obj: dict[str, Any], pos: int) -> Record:
         raise BadShape("'chat_messages' must be a list")
     if not chat:
         raise BadShape("conversation has no messages (the export keeps chats that were opened and left empty)")
+    chat = kept_branch(chat)
     messages: list[dict[str, Any]] = []
     files: list[str] = []
     for i, m in enumerate(chat, start=1):
@@ -44,6 +45,20 @@ def record(obj: dict[str, Any], pos: int) -> Record:
     if files:
         meta["files"] = files
     return Record("chat", messages, pos, meta=meta, source="claude")
+
+
+def kept_branch(chat: list[Any]) -> list[Any]:
+    """The messages on the path the user kept. A regenerated answer (or an edited question) is a second message
+    with the same `parent_message_uuid`; the path runs back from the newest message to the root."""
+    by_id = {m.get("uuid"): m for m in chat if isinstance(m, dict) and m.get("uuid")}
+    if not by_id or not any(isinstance(m, dict) and m.get("parent_message_uuid") in by_id for m in chat):
+        return chat  # an export without the tree: every message, in order
+    path, node, seen = [], chat[-1], set()
+    while isinstance(node, dict) and node.get("uuid") not in seen:
+        seen.add(node.get("uuid"))
+        path.append(node)
+        node = by_id.get(node.get("parent_message_uuid"))
+    return path[::-1]
 
 
 def _from_blocks(role: str, blocks: list[Any]) -> list[dict[str, Any]]:
@@ -79,7 +94,10 @@ def _from_blocks(role: str, blocks: list[Any]) -> list[dict[str, Any]]:
             if b.get("tool_use_id"):
                 result["tool_call_id"] = b["tool_use_id"]
             out.append(result)
-        # Other blocks (thinking, images, documents) are private reasoning or binary: not turns to learn.
+        elif kind in ("image", "document") and role == "user":
+            raise BadShape(f"a message holds {'an' if kind == 'image' else 'a'} {kind}: Ladder trains on text only, "
+                           "so the conversation is set aside")
+        # Other blocks (thinking) are private reasoning: not turns to learn.
     flush()
     return out or [{"role": role, "content": ""}]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 ROLES = {"system", "user", "assistant", "tool"}
@@ -25,12 +26,17 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
         content = m.get("content")
         if content is None and (m.get("tool_calls") or m["role"] == "tool"):
             content = ""
-        if isinstance(content, list):  # content parts: keep the text, drop images and audio
-            content = "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+        if isinstance(content, list):  # content parts (OpenAI, LLaMA-Factory v1): text, tool calls, reasoning
+            content, calls, thought = parts(content, i)
+            if calls:
+                m = {**m, "tool_calls": (m.get("tool_calls") or []) + calls}
+            if thought:
+                m = {**m, "reasoning": thought}
         if not isinstance(content, str):
             raise BadShape(f"message {i} content must be text")
+        refuse_images(content, f"message {i}")
         kept: dict[str, Any] = {"role": m["role"], "content": content}
-        for extra in ("tool_calls", "tool_call_id", "name"):
+        for extra in ("tool_calls", "tool_call_id", "name", "reasoning"):
             if m.get(extra) is not None:
                 kept[extra] = m[extra]
         if "function_call" in m and "tool_calls" not in kept:  # the older OpenAI single-call shape
@@ -38,6 +44,52 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
         out.append(kept)
     require_answer(out)
     return out
+
+
+IMAGE_PARTS = {"image", "image_url", "input_image", "image_file", "video", "audio", "input_audio"}
+IMAGE_MARK = re.compile(r"<(image|video|audio)>")
+
+
+def parts(content: list[Any], i: int) -> tuple[str, list[dict[str, Any]], str]:
+    """Content parts as (text, tool calls, reasoning). A part's text may be under "text" or "value" (LLaMA-Factory's
+    v1 format); an image, audio or video part means the record is not text, and is refused with that reason."""
+    texts, calls, thoughts = [], [], []
+    for p in content:
+        if not isinstance(p, dict):
+            if isinstance(p, str):
+                texts.append(p)
+            continue
+        kind = p.get("type", "text")
+        value = p.get("text", p.get("value"))
+        if kind in IMAGE_PARTS:
+            raise BadShape(f"message {i} holds {'an' if kind[0] in 'aeiou' else 'a'} {kind.replace('_', ' ')} part: "
+                           "Ladder trains on text only, so the record is set aside")
+        if kind == "text" and isinstance(value, str):
+            texts.append(value)
+        elif kind == "tool_call":
+            calls.append(_part_call(value, i))
+        elif kind in ("reasoning", "thinking") and isinstance(value, str):
+            thoughts.append(value)
+    return "\n".join(t for t in texts if t), calls, "\n".join(thoughts)
+
+
+def _part_call(value: Any, i: int) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise BadShape(f"message {i}: a tool_call part is not JSON") from None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise BadShape(f"message {i}: a tool_call part needs a 'name'")
+    return tool_call(value["name"], value.get("arguments", value.get("args", {})))
+
+
+def refuse_images(text: str, where: str) -> None:
+    """A turn that points at an image (an `<image>` placeholder) cannot be learned from its text alone."""
+    found = IMAGE_MARK.search(text or "")
+    if found:
+        raise BadShape(f"{where} refers to {'an' if found.group(1)[0] in 'aeiou' else 'a'} {found.group(1)} "
+                       f"({found.group(0)}): Ladder trains on text only, so the record is set aside")
 
 
 def require_answer(messages: list[dict[str, Any]]) -> None:

@@ -6,6 +6,7 @@ A document's curriculum stage (fundamentals, manual, logs_specs...) comes from i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,12 +50,40 @@ class Document:
                 raise BadFile("a document with no text after its front matter: nothing to ingest")
 
 
+SENTENCE_END = re.compile(r"[.!?…](?:[\"')\]]*)\s+")
+
+
 def _lines(f, limit: int) -> Iterator[tuple[int, str]]:
-    """(line number, line) with overlong lines cut, so a file with no newline is still streamed."""
-    number = 0
-    while line := f.readline(max(limit, 1)):
-        number += 1
-        yield number, line
+    """(line number, line), an overlong line in pieces cut after a sentence (or at a space), never inside a word,
+    so a file with no newline is still streamed and still reads as text."""
+    number, carry = 0, ""
+    while True:
+        piece = f.readline(max(limit, 1))
+        if not piece:
+            if carry:
+                yield number, carry
+            return
+        line = carry + piece
+        if line.endswith("\n"):
+            number += 1
+            carry = ""
+            yield number, line
+            continue
+        cut = _boundary(line)
+        if cut is None:  # no sentence end or space in a whole piece: a cut anywhere is as good
+            cut = len(line)
+        head, carry = line[:cut], line[cut:]
+        if head:
+            yield number + 1, head
+
+
+def _boundary(text: str) -> int | None:
+    """Where to cut an unbroken run of text: after its last sentence, else after its last space."""
+    ends = [m.end() for m in SENTENCE_END.finditer(text)]
+    if ends and ends[-1] > len(text) // 3:
+        return ends[-1]
+    space = text.rfind(" ")
+    return space + 1 if space > 0 else None
 
 
 def _front_matter(lines: Iterator[tuple[int, str]]) -> tuple[dict[str, str], list[tuple[int, str]]]:
@@ -90,7 +119,8 @@ def _chunks(first: list[tuple[int, str]], rest: Iterator[tuple[int, str]], size:
         stripped = line.strip()
         if stripped.startswith("```"):
             in_fence = not in_fence
-        at_break = not in_fence and (not stripped or stripped.startswith("#"))
+        # A break: a blank line or a heading, or the sentence end where an overlong line was cut.
+        at_break = not in_fence and (not stripped or stripped.startswith("#") or (buf and not buf[-1].endswith("\n")))
         if buf and ((at_break and length >= size) or length >= 2 * size):
             text = "".join(buf).strip()
             if text:

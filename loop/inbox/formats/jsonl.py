@@ -12,8 +12,11 @@ from loop.inbox.formats import shapes
 
 class JsonLines:
     name = "jsonl"
+    line_by_line = True
 
     def sniff(self, head: bytes, path: Path) -> bool:
+        if head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):
+            return False  # UTF-16/32: the text check names the encoding
         if path.suffix.lower() in {".jsonl", ".ndjson"}:
             return True  # even with a bad first line: each line is judged on its own
         text = head.lstrip(b"\xef\xbb\xbf").lstrip()
@@ -40,6 +43,9 @@ class JsonLines:
                                             "(inbox.max_record_mb); split it or raise the limit", "")
                     continue
                 if not raw.strip():
+                    continue
+                if b"\x00" in raw:
+                    yield BadRecord(number, f"line {number}: holds a NUL byte (binary data, not text)", _show(raw))
                     continue
                 try:
                     line = raw.decode("utf-8-sig" if number == 1 else "utf-8")

@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 from loop.inbox.formats.base import Record
-from loop.inbox.formats.common import BadShape, common_fields, meta_of, need_text, require_answer, tool_call
+from loop.inbox.formats.common import (
+    BadShape, common_fields, meta_of, need_text, refuse_images, require_answer, tool_call,
+)
 
 # The speaker names seen in ShareGPT-style datasets, and the role each one plays.
 ROLE_OF = {
@@ -19,6 +21,16 @@ ROLE_OF = {
 
 
 def record(obj: dict[str, Any], pos: int) -> Record:
+    messages = turns(obj)
+    require_answer(messages)
+    meta = meta_of(obj)
+    if obj.get("tools"):
+        meta["tools"] = obj["tools"]
+    return Record("chat", messages, pos, meta=meta, source="sharegpt", **common_fields(obj))
+
+
+def turns(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The record's turns in the OpenAI shape (its system prompt first)."""
     turns = obj.get("conversations", obj.get("conversation"))
     if not turns:
         raise BadShape("'conversations' is empty")
@@ -39,12 +51,9 @@ def record(obj: dict[str, Any], pos: int) -> Record:
         if role is None:
             raise BadShape(f"turn {i}: unknown speaker '{speaker}' (expected human, gpt, system, "
                            "function_call or observation)")
+        refuse_images(value, f"turn {i}")
         messages.append({"role": role, "content": value})
-    require_answer(messages)
-    meta = meta_of(obj)
-    if obj.get("tools"):
-        meta["tools"] = obj["tools"]
-    return Record("chat", messages, pos, meta=meta, source="sharegpt", **common_fields(obj))
+    return messages
 
 
 def _call(value: str, i: int) -> dict[str, Any]:

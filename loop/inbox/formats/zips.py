@@ -12,13 +12,15 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import dataclasses
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from loop.inbox.formats.base import MB, BadFile, BadRecord, Options, Record, detect, register
 
-READABLE = {".json", ".jsonl", ".ndjson", ".md", ".markdown", ".txt"}
+READABLE = {".json", ".jsonl", ".ndjson", ".md", ".markdown", ".txt", ".zip"}
+MAX_DEPTH = 2  # a zip inside a zip is opened (one export zipped again); one level deeper is not
 EXPORT_FILE = "conversations.json"  # what both the ChatGPT and the Claude export call their conversations
 RATIO_FROM = MB  # small members may compress very well; only big ones are judged by their ratio
 
@@ -40,7 +42,11 @@ class Zip:
             check(infos, path.stat().st_size, opts)
             members = chosen(infos)
             if not members:
-                raise BadFile(f"the zip holds no {EXPORT_FILE} and no .jsonl, .json, .md or .txt file: nothing to ingest")
+                raise BadFile(f"the zip holds no {EXPORT_FILE} and no .jsonl, .json, .md, .txt or .zip file: "
+                              "nothing to ingest")
+            for info in skipped(infos, members):
+                yield BadRecord(0, f"{info.filename}: not a format Ladder reads (.jsonl, .json, .md, .txt, .zip): "
+                                   "left in the archive", "")
             if opts.unpack_dir is not None:
                 opts.unpack_dir.mkdir(parents=True, exist_ok=True)
             folder = Path(tempfile.mkdtemp(prefix="zip-", dir=opts.unpack_dir))
@@ -49,7 +55,8 @@ class Zip:
                 for i, info in enumerate(members, start=1):
                     target = folder / f"{i:04d}{PurePosixPath(info.filename).suffix.lower()}"
                     unpack(archive, info, target, budget)
-                    yield from _read_member(info.filename, target, opts)
+                    inner = dataclasses.replace(opts, max_unpacked_bytes=max(budget[0], 0), zip_depth=opts.zip_depth + 1)
+                    yield from _read_member(info.filename, target, inner)
                     target.unlink()
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
@@ -78,6 +85,14 @@ def check(infos: list[zipfile.ZipInfo], packed_size: int, opts: Options) -> None
                       f"inbox.max_unpacked_mb = {opts.max_unpacked_bytes // MB}: refused unread")
 
 
+def skipped(infos: list[zipfile.ZipInfo], members: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
+    """Files of an archive that is not an export that were not read: said, so no record goes missing unseen."""
+    files = [i for i in infos if not i.is_dir() and not _hidden(i.filename)]
+    if any(PurePosixPath(i.filename).name.lower() == EXPORT_FILE for i in members):
+        return []  # an export's other files are account data, not conversations
+    return [i for i in files if i not in members]
+
+
 def chosen(infos: list[zipfile.ZipInfo]) -> list[zipfile.ZipInfo]:
     """An export's conversations.json when there is one (its other files are account data); else every readable file."""
     files = [i for i in infos if not i.is_dir() and not _hidden(i.filename)]
@@ -102,7 +117,11 @@ def unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget
 
 def _read_member(name: str, target: Path, opts: Options) -> Iterator[Record | BadRecord]:
     try:
-        fmt = detect(target, allow_zip=False)  # a zip inside a zip is not opened: one level is enough
+        with target.open("rb") as f:
+            is_zip = f.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+        if is_zip and opts.zip_depth >= MAX_DEPTH:
+            raise BadFile("a zip nested more than two deep is not opened: unpack it and drop the files in")
+        fmt = detect(target, allow_zip=is_zip)
         for item in fmt.parse(target, opts):
             if isinstance(item, Record):
                 item.meta["member"] = name
