@@ -16,7 +16,7 @@ from loop.jobs import recovery, runner as jobs
 from loop.locks import FileLock, has_open, is_held, read_holder
 from loop.config import Config
 from loop.errors import OperationFailed, UserError
-from loop.data.lineage import pending_karma
+from loop.data import waiting
 from store.db import get_meta, reading
 
 RESCAN_SECONDS = 5.0
@@ -229,12 +229,17 @@ def _step(cfg: Config, say: Callable[[str], None], settled: Settled, wake: threa
             say(f"note: {note}")
     if train and jobs.running(cfg) is None:
         with reading(cfg.db_url) as s:
-            karma, stopped = pending_karma(s), get_meta(s, "stopped")
+            due, stopped = waiting.wait(s, cfg), get_meta(s, "stopped")
+        karma = due.karma
         if stopped:
             if stopped != warned_stop:
                 say(f"not training: {stopped}. Run 'ladder train' or approve/roll back to go on.")
                 warned_stop = stopped
-        elif karma >= cfg.karma.threshold:
+        elif not due.ready and due.message.startswith("G"):
+            if due.message.split(":")[0] != (warned_stop or "").split(":")[0]:  # said once per attempt
+                say(f"not training: {due.message}")
+                warned_stop = due.message
+        elif due.ready:
             try:
                 gen_id, pid = jobs.start(cfg)
             except (UserError, OperationFailed) as e:

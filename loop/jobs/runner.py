@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from loop import artifacts
 from loop.config import Config
-from loop.data import dataset
+from loop.data import dataset, waiting
 from loop.errors import OperationFailed, UserError
 from loop.jobs import writer
 from loop.jobs.launch import alive, holder, launch, lock_for, reap
@@ -93,6 +93,7 @@ def _write_job(cfg: Config, s: Session, plan: dataset.Plan, gen_id: int, parent_
     if rows:
         s.flush()
         s.connection().execute(insert(Membership.__table__), rows)
+    waiting.attempted(s, gen_id, cfg.data)
     if get_meta(s, "stopped"):
         set_meta(s, "stopped", None)  # a user who trains by hand has read the stop rule's reason
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlmodel import select
 
+from loop.data import waiting as due
 from loop.data.lineage import pending_count, pending_karma
 from loop.jobs import promotion
 from loop.jobs import runner as jobs
@@ -25,11 +26,13 @@ def status(args: Namespace) -> dict[str, Any]:
         active = active_gen(s)
         gens = s.exec(select(Generation).order_by(Generation.id)).all()
         karma, waiting, stopped = pending_karma(s), pending_count(s), get_meta(s, "stopped")
+        hold = due.wait(s, cfg)
         progress = _job_progress(s, job.id) if job else None
     by_id = {g.id: g for g in gens}
     result = {
         "workspace": str(cfg.root), "active_gen": active, "active_sha": by_id[active].child_sha if active in by_id else None,
         "karma": karma, "karma_threshold": cfg.karma.threshold, "pending_records": waiting, "stopped": stopped,
+        "waiting": {"ready": hold.ready, "karma": hold.karma, "message": hold.message},
         "generations": [{"gen": g.id, "parent": g.parent_id, "status": "active" if g.id == active else g.status,
                          "child_sha": g.child_sha, "eval_recall": g.eval_recall,
                          "eval_generalization": g.eval_generalization, "eval_style_drift": g.eval_style_drift,
@@ -52,6 +55,8 @@ def status(args: Namespace) -> dict[str, Any]:
                        "ingest, approve…) marks it failed")
     if stopped:
         emit(args, f"stopped: {stopped}")
+    elif hold.message.startswith("G"):
+        emit(args, f"not training: {hold.message}")
     return result
 
 

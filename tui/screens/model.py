@@ -190,6 +190,7 @@ class Inbox:
     threshold: float = 1.0
     quarantined: tuple[tuple[str, str], ...] = ()  # (file, reason)
     waiting: tuple[str, ...] = ()
+    hold: str = ""  # why karma past the threshold does not train (a rejected batch waits for new data)
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,7 @@ def inbox_signature(cfg: Config) -> tuple[Any, ...]:
 
 def inbox(cfg: Config, limit: int = 200, max_quarantined: int = 100) -> Inbox:
     """The newest inbox files, counts by status, conversation totals and karma; never loads conversations."""
+    from loop.data import waiting as due  # noqa: PLC0415
     from loop.data.lineage import pending_count, pending_karma  # noqa: PLC0415
     from loop.inbox.files import QUARANTINE, inbox_files  # noqa: PLC0415
 
@@ -182,6 +183,7 @@ def inbox(cfg: Config, limit: int = 200, max_quarantined: int = 100) -> Inbox:
         total = s.exec(select(func.count()).select_from(InboxFile)).one()
         conversations = s.exec(select(func.count()).select_from(Conversation)).one()
         karma, pending = pending_karma(s), pending_count(s)
+        hold = due.wait(s, cfg)
     rows = tuple(InboxFileRow(f.seen_at, f.name, f.status, f.records, f.duplicates, f.bad, f.reason) for f in files)
     qdir = cfg.inbox_dir / QUARANTINE
     reasons = sorted(qdir.glob("*.reason"), key=lambda p: p.stat().st_mtime, reverse=True)[:max_quarantined] \
@@ -189,7 +191,8 @@ def inbox(cfg: Config, limit: int = 200, max_quarantined: int = 100) -> Inbox:
     quarantined = tuple((p.name[: -len(".reason")], _read(p)) for p in reasons)
     waiting = tuple(str(p.relative_to(cfg.inbox_dir)) for p in inbox_files(cfg)) if cfg.inbox_dir.is_dir() else ()
     return Inbox(rows, int(total), tuple((str(k), int(n)) for k, n in by_status), int(conversations), pending,
-                 karma, float(cfg.karma.threshold), quarantined, waiting[:limit])
+                 karma, float(cfg.karma.threshold), quarantined, waiting[:limit],
+                 hold.message if hold.message.startswith("G") else "")
 
 
 def _read(path) -> str:

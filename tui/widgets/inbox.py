@@ -59,7 +59,9 @@ class InboxPane(Vertical):
             summary.append_text(one_line(", ".join(i.waiting[:8]) + (" …" if len(i.waiting) > 8 else ""), 200))
         self.query_one("#inbox-summary", Static).update(summary)
         self.query_one("#karma-bar", ProgressBar).update(total=max(i.threshold, 1e-9), progress=min(i.karma, i.threshold))
-        ready = " ready to train" if i.karma >= i.threshold else ""
+        ready = " ready to train" if i.karma >= i.threshold and not i.hold else ""
+        if i.hold:
+            ready = f"  not training: {i.hold}"
         self.query_one("#karma-figure", Label).update(Text(f"{i.karma:.1f} / {i.threshold:.1f}{ready}"))
         refill(self.query_one("#inbox-files", DataTable), ("seen", "file", "status", "records", "duplicates", "bad",
                                                              "reason"),

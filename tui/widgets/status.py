@@ -31,6 +31,8 @@ class StatusLine(Static):
         if self.inbox is not None:
             i = self.inbox
             out.append(f"  │  karma {i.karma:.1f}/{i.threshold:.1f} ({i.pending} waiting)")
+            if i.hold:
+                out.append(" held: new data needed", style="yellow")
         job, t = self.job, self.training
         if job is not None and job.alive:
             out.append("  │  ")
