@@ -117,6 +117,24 @@ class Gates(Section):
     kl_max: num(float, 0, 1000)
 
 
+class Practice(Section):
+    items: num(int, 0, 1_000_000)
+    keep_passed: bool
+    level_up_at: Share
+    use_teacher: bool
+
+
+class Teacher(Section):
+    model: Annotated[str, Field(min_length=1)]
+    budget_usd: num(float, 0, 1e6)
+    max_tokens: num(int, 1, 200_000)
+    max_retries: num(int, 0, 100)
+    backoff_seconds: num(float, 0, 600)
+    timeout_seconds: num(float, 1, 3600)
+    invalid_retries: num(int, 0, 10)
+    prices: dict[str, Annotated[list[num(float, 0, 1e6)], Field(min_length=2, max_length=2)]]
+
+
 class StopRule(Section):
     generations: num(int, 1, 1000)
     epsilon: num(float, 0, 1)
@@ -174,6 +192,8 @@ class Config(Section):
     inbox: Inbox
     curation: Curation
     mix: Mix
+    practice: Practice
+    teacher: Teacher
     keys: dict[str, str]
 
 

@@ -68,7 +68,12 @@ TINY_SUITE = [
     {"id": "t3", "category": "context", "messages": [{"role": "user", "content": "the port is 7"},
                                                      {"role": "assistant", "content": "ok"},
                                                      {"role": "user", "content": "the port?"}],
-     "expect": {"contains": ["7"]}, "split": "practice"},
+     "expect": {"contains": ["7"]}, "split": "practice", "reference": "The port is 7."},
+    {"id": "t5", "category": "task", "messages": [{"role": "user", "content": "restart the fox"}],
+     "expect": {"tool": "restart_service", "args": {"name": "fox"}}, "split": "practice",
+     "reference": '{"tool": "restart_service", "args": {"name": "fox"}}'},
+    {"id": "t6", "category": "persona", "messages": [{"role": "user", "content": "status for the board?"}],
+     "expect": {"persona": "executive"}, "split": "practice", "difficulty": 2},
     {"id": "t4", "category": "persona", "messages": [{"role": "user", "content": "Status?"}],
      "expect": {"persona": "executive"}},
 ]

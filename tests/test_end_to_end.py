@@ -176,3 +176,38 @@ def test_the_next_run_carries_on_after_a_kill(ws):
     statuses = {g["gen"]: g["status"] for g in as_json(ladder(ws, "status", "--json"))["generations"]}
     assert statuses[started["gen"]] == "failed" and result["gen"] == started["gen"] + 1
     assert str(result["gen"]) in ledger_rows(ws)
+
+
+def test_a_practice_round_on_the_embedded_model_trains_the_next_generation_on_its_own_failures(ws, tmp_path):
+    env_key = os.environ.pop("ANTHROPIC_API_KEY", None)  # the reference answers teach here
+    try:
+        out = as_json(ladder(ws, "practice", "--items", "4", "--no-teacher", "--json"))
+    finally:
+        if env_key is not None:
+            os.environ["ANTHROPIC_API_KEY"] = env_key
+    assert out["n"] == 4 and out["corrections"] + out["examples"] >= 1
+    path = next((ws / "inbox").rglob(Path(out["file"]).name))
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    from loop import config
+    from loop.evals import suites
+    from loop.model.llm import Runner
+    from store.db import active_gen, reading
+    from store.tables import Generation
+
+    cfg = config.load(ws / "config.toml")
+    items = {it["id"]: it for it in suites.load(cfg, "default").items}
+    with reading(cfg.db_url) as s:
+        g = s.get(Generation, out["gen"])
+        assert active_gen(s) is not None
+    from loop.artifacts import verified_gguf
+
+    with Runner(verified_gguf(cfg, g), threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as runner:
+        for r in (r for r in rows if "chosen" in r):
+            item = items[r["provenance"]["item"]]
+            assert r["rejected"] == runner.chat(suites.conversation(item), cfg.eval.suite_max_tokens), "on-policy"
+            assert r["chosen"] == item["reference"]
+    ladder(ws, "dataset", "--out", tmp_path / "next")
+    data = (tmp_path / "next" / "dataset.jsonl").read_text(encoding="utf-8")
+    for r in rows:
+        answer = r["chosen"] if "chosen" in r else r["messages"][-1]["content"]
+        assert json.dumps(answer)[1:-1] in data, "every practice record is in the next generation's dataset"

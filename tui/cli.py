@@ -69,6 +69,23 @@ def build_parser() -> Parser:
     c = cmd("demo", "create a workspace with the demo inbox and train one generation")
     c.add_argument("dir", nargs="?", default="demo", type=Path)
     c.add_argument("--steps", type=int, help="optimizer steps (default: the config's)")
+    c = cmd("practice", "the active generation attempts the suites' practice items; its failures, with better "
+                        "answers, go to the inbox")
+    c.add_argument("--items", type=int, help="at most this many items (default: practice.items)")
+    c.add_argument("--until-ready", action="store_true", help="practise, train and evaluate until the readiness "
+                                                              "gate passes")
+    c.add_argument("--max-rounds", type=int, help="with --until-ready: at most this many rounds (default 3)")
+    c.add_argument("--steps", type=int, help="with --until-ready: optimizer steps per generation")
+    c.add_argument("--no-teacher", action="store_true", help="use the reference answers even when a key is set")
+    c.add_argument("--budget", type=float, help="dollars the teacher may spend (default: teacher.budget_usd)")
+    c = cmd("synth", "write training data or eval tasks with Claude (costs money: see the plan first)")
+    c.add_argument("kind", choices=("chaos", "agentic", "corrections", "tasks"))
+    c.add_argument("--count", type=int, default=10, help="requests to make (corrections: how many to vary)")
+    c.add_argument("--multi-turn", type=float, default=0.3, help="agentic: the share of multi-turn conversations")
+    c.add_argument("--variations", type=int, default=5, help="corrections: variations of each")
+    c.add_argument("--budget", type=float, help="dollars this run may spend (default: teacher.budget_usd)")
+    c.add_argument("--dry-run", action="store_true", help="show the plan and the estimate, spend nothing")
+    c.add_argument("--yes", action="store_true", help="do not ask before spending")
     cmd("tui", "open the terminal app")
     return p
 

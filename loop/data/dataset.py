@@ -71,8 +71,9 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
 
 
 def split_holdout(records: list[Conversation], ratio: float, seed: int) -> set[int]:
-    """Deterministic split by content hash, so the same data always splits the same way."""
-    eligible = [c for c in records if c.kind != "document"]
+    """Deterministic split by content hash, so the same data always splits the same way. A practice round's
+    records always train: they are verified failures, and the suites' held-out split measures what they teach."""
+    eligible = [c for c in records if c.kind != "document" and not from_practice(c)]
 
     def draw(c: Conversation) -> float:
         return int(hashlib.sha256(f"{seed}:{c.content_sha}".encode()).hexdigest()[:12], 16) / 16**12
@@ -84,6 +85,13 @@ def split_holdout(records: list[Conversation], ratio: float, seed: int) -> set[i
     if len(held) == len(eligible) and len(eligible) > 1:
         held.discard(ranked[-1].id)
     return held
+
+
+def from_practice(c: Conversation) -> bool:
+    if '"practice"' not in (c.meta or ""):
+        return False
+    prov = json.loads(c.meta).get("provenance")
+    return isinstance(prov, dict) and prov.get("kind") == "practice"
 
 
 def sample_replay(s: Session, lineage: list[int], k: int, seed: int) -> list[Conversation]:

@@ -4,13 +4,14 @@ A suite file may open with a header line `{"suite": {"name", "description", "sys
 whose system prompt and tools every item uses unless it names its own. Then one item per line:
 
     {"id", "category", "messages": [...], "expect": {...}, "split": "practice" | "heldout",
-     "difficulty": 1-5, "system"?, "tools"?, "failure_modes"?}
+     "difficulty": 1-5, "system"?, "tools"?, "failure_modes"?, "reference"?}
 
 `expect` holds one of: {"tool": NAME} (the right call, or "none" for no call), {"tool", "args"}
 (the right call with those arguments; "exact": true for no others), {"persona": NAME},
 {"contains": [...]}, {"not_contains": [...]}, {"regex": "..."}. Every file is checked whole and
 every problem is reported with its line number. The gates and readiness use the heldout split;
-practice rounds may train on the practice split, never on heldout.
+practice rounds may train on the practice split, never on heldout. `reference` is a good answer
+(it must pass the item's own expectation): a practice round trains on it when no teacher is set.
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def check_item(obj: Any, defaults: dict[str, Any]) -> dict[str, Any]:
     for key in ("contains", "not_contains"):
         if key in expect and (not isinstance(expect[key], list) or not all(isinstance(x, str) for x in expect[key])):
             raise ValueError(f"'expect.{key}' must be a list of strings")
+    if "reference" in obj and (not isinstance(obj["reference"], str) or not obj["reference"].strip()):
+        raise ValueError("'reference' (a good answer, the teacher's stand-in in practice) must be a non-empty string")
     split = obj.get("split", "heldout")
     if split not in SPLITS:
         raise ValueError(f"'split' is {split!r}; use practice or heldout")

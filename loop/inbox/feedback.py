@@ -46,13 +46,19 @@ def _meta(label: str, gen_id: int | None, raw: bool) -> dict[str, Any]:
 
 def write(inbox: Path, record: dict[str, Any], label: str) -> Path:
     """Write one JSONL record into the inbox atomically; return the file's final path."""
+    return write_many(inbox, [record], f"chat-feedback-{{stamp}}-{label}")
+
+
+def write_many(inbox: Path, records: list[dict[str, Any]], name: str) -> Path:
+    """Write JSONL records into the inbox as one file, atomically: under a hidden name, synced, then renamed.
+    `name` may hold {stamp} (UTC time); a random suffix keeps two writers apart."""
     inbox.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    name = f"chat-feedback-{stamp}-{label}-{secrets.token_hex(3)}.jsonl"
+    name = f"{name.format(stamp=stamp)}-{secrets.token_hex(3)}.jsonl"
     final, tmp = inbox / name, inbox / f".{name}.tmp"
     try:
         with tmp.open("w", encoding="utf-8") as f:
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)

@@ -99,6 +99,16 @@ def test_the_shipped_suite_is_valid_and_covers_every_category_in_both_splits():
     assert len(suite.sha) == 64 and suite.sha == suites.read(suites.SHIPPED / "default.jsonl").sha
 
 
+def test_every_practice_item_has_a_reference_that_passes_its_own_check():
+    from loop.config import defaults
+
+    phrases = defaults()["eval"]["corporate_phrases"]
+    for it in suites.read(suites.SHIPPED / "default.jsonl").split("practice"):
+        assert it.get("reference"), it["id"]
+        passed, reason = agentic.score(it, it["reference"], phrases)
+        assert passed, f"{it['id']}: {reason}"
+
+
 def test_a_bad_suite_file_is_reported_with_line_numbers(tmp_path):
     good = {"id": "a", "category": "context", "messages": [{"role": "user", "content": "x"}], "expect": {"contains": ["y"]}}
     lines = [json.dumps(good), "not json", json.dumps(good | {"category": "vibes"}),

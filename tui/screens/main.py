@@ -38,6 +38,8 @@ class MainScreen(Screen):
         Binding("x", "cancel_training", "Cancel training", id="cancel",
                 tooltip="Stop the running generation (press twice)"),
         Binding("i", "ingest", "Ingest", id="ingest", tooltip="Read the files waiting in the inbox now"),
+        Binding("p", "teach", "Practice", id="teach",
+                tooltip="Practice rounds and synthetic data: the plan, the teacher, the budget, what landed"),
         Binding("c", "focus_chat", "Chat", id="chat", tooltip="Type to the model in the chat pane"),
         Binding("question_mark", "app.help", "Help", id="help", tooltip="Every key and what it does"),
         Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit; the loop and a generation in training go on"),
@@ -280,6 +282,11 @@ class MainScreen(Screen):
 
     def action_ingest(self) -> None:
         self.post_message(EngineRequest("ingest"))
+
+    def action_teach(self) -> None:
+        from tui.screens.teach import TeachScreen  # noqa: PLC0415 - the dialog loads on first use
+
+        self.app.push_screen(TeachScreen(self.app.cfg))
 
     def action_focus_chat(self) -> None:
         self.query_one("#chat-input").focus()

@@ -8,7 +8,7 @@ from typing import Any
 
 ROLES = {"system", "user", "assistant", "tool"}
 # Keys a record may carry that curation and the confidence views read back from Conversation.meta.
-META_KEYS = ("title", "created_at", "updated_at", "id", "tags", "category", "pattern")
+META_KEYS = ("title", "created_at", "updated_at", "id", "tags", "category", "pattern", "provenance")
 
 
 class BadShape(Exception):
