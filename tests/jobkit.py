@@ -13,7 +13,7 @@ from pathlib import Path
 
 from loop import config, workspace
 from loop.inbox import ingest
-from tests.tinymodels import tiny_llama
+from tests.tinymodels import tiny_family, tiny_llama
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = """
@@ -79,10 +79,10 @@ TINY_SUITE = [
 ]
 
 
-def make_template(folder: Path) -> config.Config:
-    """A workspace with G0 made from a tiny Llama (the model folder sits inside the workspace) and a short suite
-    that fits its 256-token context."""
-    base = tiny_llama(folder / "base", tied=True)
+def make_template(folder: Path, family: str = "llama") -> config.Config:
+    """A workspace with G0 made from a tiny model of a family (the model folder sits inside the workspace) and a
+    short suite that fits its 256-token context."""
+    base = tiny_llama(folder / "base", tied=True) if family == "llama" else tiny_family(folder / "base", family)
     (folder / "evals").mkdir(parents=True)
     (folder / "evals" / "tiny.jsonl").write_text("".join(json.dumps(x) + "\n" for x in TINY_SUITE), encoding="utf-8")
     (folder / "config.toml").write_text(CONFIG.format(base="base"), encoding="utf-8")

@@ -2,9 +2,15 @@
 
 Key-values (architecture, tokenizer, chat template) come from the parent generation's GGUF when
 there is one, else from the folder's config.json and tokenizer.json (limits in `loop.gguf_meta`).
-Supported: llama-architecture models only. Tensors are renamed with gguf's TensorNameMap, and the
-Q/K projections are permuted back into llama.cpp's rotary layout (transformers un-permutes them on
-GGUF load; a file without the permutation loads but produces garbage).
+Families (HF model_type -> llama.cpp architecture): llama and mistral -> llama, qwen2, qwen3,
+gemma2, phi3. Tensors are renamed with gguf's TensorNameMap. Layout changes llama.cpp expects:
+- llama: the Q/K projections are permuted back into llama.cpp's interleaved rotary layout
+  (transformers un-permutes them on GGUF load; a file without the permutation loads but produces
+  garbage). The other families use llama.cpp's NEOX rotary mode, which is HF's layout: no change.
+- gemma2: HF's RMSNorm multiplies by (1 + weight), llama.cpp by weight: every norm gets +1; the
+  output projection is the embedding (tied), so lm_head is not written.
+- phi3: the fused qkv_proj and gate_up_proj are written fused (attn_qkv, ffn_up), as llama.cpp reads
+  them; longrope (the 128k variants) needs rope-factor tensors and is refused.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from loop.hashing import sha256_file
 
 DTYPES = ("f16", "q8_0")
 # HF model_type -> GGUF architecture whose layout this exporter writes.
-ARCHITECTURES = {"llama": "llama", "mistral": "llama"}
+ARCHITECTURES = {"llama": "llama", "mistral": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "gemma2": "gemma2",
+                 "phi3": "phi3"}
 # Buffers some checkpoints carry that have no place in a GGUF.
 _SKIPPED_SUFFIXES = ("rotary_emb.inv_freq",)
 
@@ -46,8 +53,12 @@ def export_gguf(hf_dir: Path, out_path: Path, template_gguf: Path | None, dtype:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     model_type = config.get("model_type")
     if model_type not in ARCHITECTURES:
-        raise UserError(f"GGUF export supports {', '.join(ARCHITECTURES)} models, not {model_type!r}")
+        raise UserError(f"GGUF export supports the model families {', '.join(ARCHITECTURES)}; this model's "
+                        f"architecture is {model_type!r} ({', '.join(config.get('architectures') or [])})")
     arch = ARCHITECTURES[model_type]
+    rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
+    if arch == "phi3" and rope.get("rope_type", rope.get("type")) in ("longrope", "su", "yarn"):
+        raise UserError("phi3 with long-context rope scaling (the 128k variants) is not supported: use a 4k variant")
     if template_gguf is not None and not Path(template_gguf).is_file():
         raise UserError(f"parent GGUF not found: {template_gguf}")
 
@@ -91,7 +102,7 @@ def _gguf_tensors(
     n_layers = config["num_hidden_layers"]
     n_head = config["num_attention_heads"]
     n_kv_head = config.get("num_key_value_heads") or n_head
-    tied = bool(config.get("tie_word_embeddings", False))
+    tied = bool(config.get("tie_word_embeddings", False)) or arch == "gemma2"  # Gemma 2 always ties
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH[arch.upper()], n_layers)
     seen: set[str] = set()
     for hf_name, weight in _read_weights(hf_dir):
@@ -103,10 +114,12 @@ def _gguf_tensors(
         if name in seen:
             raise UserError(f"two tensors map to GGUF name {name!r}")
         seen.add(name)
-        if name.endswith("attn_q.weight"):
+        if arch == "llama" and name.endswith("attn_q.weight"):
             weight = permute_rotary(weight, n_head)
-        elif name.endswith("attn_k.weight"):
+        elif arch == "llama" and name.endswith("attn_k.weight"):
             weight = permute_rotary(weight, n_kv_head)
+        elif arch == "gemma2" and name.endswith("norm.weight"):
+            weight = weight + 1.0
         yield (name, *_encode(weight, dtype))
 
 

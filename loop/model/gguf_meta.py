@@ -2,7 +2,7 @@
 
 Building from an HF folder (no parent GGUF, i.e. the base was an HF folder) covers what the engine
 needs and no more. Limitations:
-- architecture `llama` only (LlamaForCausalLM and models saved in its layout, e.g. Mistral);
+- architectures llama (Llama, Mistral), qwen2, qwen3, gemma2 and phi3;
 - rope scaling: none or `linear` (llama3/yarn/longrope need extra tensors or keys: refused);
 - tokenizer: byte-level BPE from `tokenizer.json` (GPT-2 style, `tokenizer.ggml.model = gpt2`);
   SentencePiece/Unigram vocabularies are refused;
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -81,14 +82,12 @@ def _check_matches(reader: GGUFReader, arch: str, config: dict[str, Any], templa
 
 
 def add_from_hf(writer: GGUFWriter, hf_dir: Path, config: dict[str, Any]) -> None:
-    """Write llama-architecture and GPT-2 BPE tokenizer key-values from an HF folder (see module doc)."""
-    if writer.arch != "llama":
-        raise UserError(f"exporting without a parent GGUF supports llama models only, not {writer.arch!r}")
-    _add_llama_params(writer, hf_dir, config)
+    """Write the model's and a GPT-2 BPE tokenizer's key-values from an HF folder (see module doc)."""
+    _add_params(writer, hf_dir, config)
     _add_bpe_tokenizer(writer, hf_dir, config)
 
 
-def _add_llama_params(writer: GGUFWriter, hf_dir: Path, config: dict[str, Any]) -> None:
+def _add_params(writer: GGUFWriter, hf_dir: Path, config: dict[str, Any]) -> None:
     n_head = config["num_attention_heads"]
     hidden = config["hidden_size"]
     head_dim = config.get("head_dim") or hidden // n_head
@@ -102,10 +101,21 @@ def _add_llama_params(writer: GGUFWriter, hf_dir: Path, config: dict[str, Any]) 
     writer.add_head_count(n_head)
     writer.add_head_count_kv(config.get("num_key_value_heads") or n_head)
     writer.add_layer_norm_rms_eps(config.get("rms_norm_eps", 1e-6))
-    writer.add_rope_dimension_count(head_dim)
-    if head_dim != hidden // n_head:
+    writer.add_rope_dimension_count(int(head_dim * config.get("partial_rotary_factor", 1.0)))
+    if head_dim != hidden // n_head or writer.arch in ("qwen3", "gemma2"):
         writer.add_key_length(head_dim)
         writer.add_value_length(head_dim)
+    if writer.arch == "gemma2":
+        if config.get("query_pre_attn_scalar") not in (None, head_dim):
+            raise UserError("gemma2 with query_pre_attn_scalar other than head_dim (the 27B) is not supported")
+        if config.get("attn_logit_softcapping"):
+            writer.add_attn_logit_softcapping(float(config["attn_logit_softcapping"]))
+        if config.get("final_logit_softcapping"):
+            writer.add_final_logit_softcapping(float(config["final_logit_softcapping"]))
+        if config.get("sliding_window"):
+            writer.add_sliding_window(int(config["sliding_window"]))
+    if writer.arch == "phi3" and config.get("sliding_window"):
+        writer.add_sliding_window(int(config["sliding_window"]))
 
     rope = config.get("rope_parameters") or config.get("rope_scaling") or {}
     theta = rope.get("rope_theta", config.get("rope_theta", 10000.0))
@@ -162,6 +172,7 @@ def _add_bpe_tokenizer(writer: GGUFWriter, hf_dir: Path, config: dict[str, Any])
     writer.add_token_types(types)
 
     specials = gguf.SpecialVocab(hf_dir, load_merges=True, n_vocab=n_vocab)
+    specials.chat_template = inference_template(specials.chat_template)
     specials.add_to_gguf(writer, quiet=True)
     # transformers adds no BOS/EOS unless the tokenizer says so; llama.cpp's default may differ.
     for kind in ("bos", "eos"):
@@ -169,6 +180,20 @@ def _add_bpe_tokenizer(writer: GGUFWriter, hf_dir: Path, config: dict[str, Any])
             getattr(writer, f"add_add_{kind}_token")(False)
     if specials.chat_template is None:
         log.warning("%s has no chat template; the exported GGUF will have none", hf_dir)
+
+
+GENERATION_TAG = re.compile(r"\{%-?\s*(end)?generation\s*-?%\}")
+
+
+def inference_template(template: Any) -> Any:
+    """The chat template without `{% generation %}` tags: TRL's assistant-only-loss training templates carry them,
+    and llama.cpp cannot parse a GGUF template that does. What is inside the tags stays."""
+    if isinstance(template, str):
+        return GENERATION_TAG.sub("", template)
+    if isinstance(template, list):  # named templates: [{"name", "template"}]
+        return [t | {"template": GENERATION_TAG.sub("", t.get("template", ""))} if isinstance(t, dict) else t
+                for t in template]
+    return template
 
 
 def detect_pre_tokenizer(pre: dict[str, Any] | None, clean_spaces: bool = False) -> str:
@@ -184,6 +209,12 @@ def detect_pre_tokenizer(pre: dict[str, Any] | None, clean_spaces: bool = False)
         if is_byte_level(pre):
             return "gpt-2"
         steps = pre.get("pretokenizers") or []
+        split = steps[0].get("pattern", {}).get("Regex", "") if steps and steps[0].get("type") == "Split" else ""
+        if pre.get("type") == "Sequence" and split and len(steps) == 2 and steps[1].get("type") == "ByteLevel":
+            if "\\p{N}{1,3}" in split:
+                return "llama-bpe"  # Llama 3's pattern: numbers in groups of up to three
+            if "\\p{N}|" in split or split.endswith("\\p{N}"):
+                return "qwen2"  # Qwen 2 / 3: every digit alone
         if (
             pre.get("type") == "Sequence"
             and len(steps) == 2

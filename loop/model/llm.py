@@ -109,16 +109,38 @@ class Runner:
         return self._llm
 
     def _call(self, method: str, **kwargs: Any) -> Any:
+        from llama_cpp import LogitsProcessorList  # noqa: PLC0415 - loaded with the model already
+
         llm = self._ready()
         llm.reset()
         # top_k/top_p/min_p stay at llama-cpp-python's defaults: at temperature 0 they cannot
         # change the argmax, and top_p=1 with min_p=0 made each call ~8x slower here.
         try:
             return getattr(llm, method)(
-                temperature=0.0, repeat_penalty=1.0, seed=self.seed, **kwargs,
+                temperature=0.0, repeat_penalty=1.0, seed=self.seed,
+                logits_processor=LogitsProcessorList([_Cap(kwargs.get("max_tokens"), llm.token_eos())]), **kwargs,
             )
         except ValueError as exc:  # e.g. the prompt does not fit the context window
             raise OperationFailed(_one_line(exc)) from exc
+
+
+class _Cap:
+    """Ends an answer that runs past max_tokens: llama-cpp-python does not count a token that leaves a UTF-8
+    character incomplete, so a model writing stray byte tokens would otherwise decode to the end of the context
+    and fail there. A few tokens of slack let a real multi-byte character finish."""
+
+    SLACK = 4
+
+    def __init__(self, max_tokens: int | None, eos: int):
+        self.max_tokens, self.eos, self.start = max_tokens, eos, None
+
+    def __call__(self, input_ids, scores):
+        if self.start is None:
+            self.start = len(input_ids)
+        if self.max_tokens and len(input_ids) - self.start >= self.max_tokens + self.SLACK:
+            scores[:] = -float("inf")
+            scores[self.eos] = 0.0
+        return scores
 
 
 def _guard(chunks: Iterator[Any]) -> Iterator[Any]:
