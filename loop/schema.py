@@ -82,6 +82,8 @@ class Train(Section):
     gradient_checkpointing: bool
     backend: Literal["auto", "trl", "unsloth"]
     threads: num(int, 0, 4096)
+    python: str
+    processes: num(int, 1, 256)
     max_weight_change: num(float, 0, 100)
     distill_weight: num(float, 0, 1000)
     seed: num(int, 0, 2**31 - 1)

@@ -71,15 +71,15 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     settings["steps"], note = plan_steps(settings, rows, explicit=bool(job.get("steps")))
     set_stage(cfg, gen_id, "train", events, f"G{gen_id}: training from G{parent.id} ({settings['steps']} steps{note})")
     parent_dir = parent_weights(cfg, parent, events)
-    from loop.train.sft import Cancelled as TrainCancelled, train_lora  # noqa: PLC0415
+    from loop.train import launch  # noqa: PLC0415
+    from loop.train.sft import Cancelled as TrainCancelled  # noqa: PLC0415
 
     def progress(e: dict[str, Any]) -> None:
         events.emit("progress", "", stage="train", **e)
 
     try:
-        result = train_lora(parent_dir, job_path / "dataset.jsonl", artifacts.weights_dir(cfg, gen_id), settings,
-                            on_progress=progress, should_stop=should_stop,
-                            sources_path=job_path / "dataset_sources.jsonl")
+        result = launch.train(cfg, job_path, parent_dir, job_path / "dataset.jsonl", artifacts.weights_dir(cfg, gen_id),
+                              settings, progress, should_stop, job_path / "dataset_sources.jsonl")
     except TrainCancelled:
         raise Cancelled() from None
     faults.point("merge.saved")

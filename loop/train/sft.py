@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -14,7 +15,7 @@ from loop.errors import UserError
 from loop.train.backends import _load_unsloth, choose_backend, load_model, lora_config
 from loop.train.distill import _distill_collator, _trainer_class
 from loop.train.examples import prepare_examples
-from loop.train.weights import cap_weight_change, save_atomically
+from loop.train.weights import cap_weight_change, merge_fp32, save_atomically
 
 
 class Cancelled(Exception):
@@ -100,6 +101,8 @@ def make_trainer(
         report_to="none",
         disable_tqdm=True,
         dataloader_pin_memory=on_gpu,
+        # Several processes (torchrun): gloo on the CPU; the Trainer picks NCCL on GPUs.
+        ddp_backend="gloo" if not on_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
     )
     weight = float(settings.get("distill_weight") or 0.0)
     distill = weight > 0 and any(e.get("distill") for e in examples)
@@ -159,13 +162,14 @@ def train_lora(
 
     disable_progress_bars()  # tqdm bars on stderr from dataset preparation, weight loading and saving
     disable_progress_bar()
-    tokenizer = AutoTokenizer.from_pretrained(parent_dir)
-    examples = prepare_examples(tokenizer, dataset_path, settings["max_length"], sources_path)
     if backend == "unsloth":
         model, tokenizer = _load_unsloth(parent_dir, settings)
         peft_config = None
     else:
         model, peft_config = load_model(parent_dir), lora_config(settings)
+        tokenizer = AutoTokenizer.from_pretrained(parent_dir)
+    # The tokenizer that tokenizes is the one that collates (Unsloth may hand back its own, padding differently).
+    examples = prepare_examples(tokenizer, dataset_path, settings["max_length"], sources_path)
     use_cache = model.config.use_cache
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -180,10 +184,14 @@ def train_lora(
         steps = trainer.state.global_step
         faults.point("merge.start")
         moved = cap_weight_change(trainer.model, settings.get("max_weight_change") or 0.0)
-        merged = trainer.model.merge_and_unload().to(torch.float32)
-        merged.config.use_cache = use_cache
-        # Save the parent's tokenizer as it was: TRL sets a pad token on the one it trained with.
-        save_atomically(merged, AutoTokenizer.from_pretrained(parent_dir), out_dir)
+        if int(os.environ.get("RANK", "0")) == 0:  # with several processes, one merges and saves
+            # Unsloth trains a bf16 copy: merging there would round every weight of the fp32 parent (~2^-9
+            # relative). The LoRA delta is merged into the fp32 parent instead.
+            merged = merge_fp32(parent_dir, trainer.model, settings) if backend == "unsloth" else \
+                trainer.model.merge_and_unload().to(torch.float32)
+            merged.config.use_cache = use_cache
+            # Save the parent's tokenizer as it was: TRL sets a pad token on the one it trained with.
+            save_atomically(merged, AutoTokenizer.from_pretrained(parent_dir), out_dir)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
@@ -200,4 +208,5 @@ def train_lora(
         "distilled_rows": sum(e["distill"] for e in examples) if settings.get("distill_weight") else 0,
         "weight_change": moved["after"],
         "weight_change_trained": moved["before"],
+        "peak_gpu_bytes": int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None,
     }

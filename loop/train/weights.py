@@ -26,6 +26,27 @@ def save_atomically(model, tokenizer, out_dir: Path) -> None:
         raise
 
 
+def merge_fp32(parent_dir: Path, trained, settings: dict):
+    """The parent's fp32 weights plus the trained LoRA delta, merged in fp32 on the CPU.
+
+    `trained` is a PEFT model in any dtype (Unsloth's is bf16); only its adapter weights are read. The base
+    weights come from the parent folder as they are, so nothing of the parent is rounded.
+    """
+    import torch
+    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+
+    from loop.train.backends import load_model, lora_config
+
+    state = {k: v.detach().to("cpu", torch.float32) for k, v in get_peft_model_state_dict(trained).items()}
+    targets = sorted({name.rsplit(".", 1)[-1] for name, m in trained.named_modules() if hasattr(m, "lora_A")})
+    fresh = get_peft_model(load_model(parent_dir), lora_config(settings | {"target_modules": targets or
+                                                                           settings["target_modules"]}))
+    missing = set_peft_model_state_dict(fresh, state)
+    if getattr(missing, "unexpected_keys", None):
+        raise RuntimeError(f"LoRA weights that fit no layer of the parent: {missing.unexpected_keys[:3]}")
+    return fresh.merge_and_unload().to(torch.float32)
+
+
 def _lora_layers(model) -> list[tuple[Any, str]]:
     from peft.tuners.lora import LoraLayer
 

@@ -233,3 +233,29 @@ def test_sources_that_do_not_match_the_dataset_are_a_user_error(parent_dir, tmp_
     short = write_jsonl(tmp_path / "sources.jsonl", [{"source": "inbox", "stage": "x"}])
     with pytest.raises(UserError, match="1 rows for 3"):
         train_lora(parent_dir, dataset, tmp_path / "out", SETTINGS | {"distill_weight": 1.0}, sources_path=short)
+
+
+def test_a_bf16_trained_adapter_merges_into_the_fp32_parent_without_rounding_it(tiny_llama_dir):
+    """Unsloth trains a bf16 copy; its LoRA delta is merged into the fp32 parent, whose weights stay exact."""
+    import torch
+    from peft import get_peft_model
+
+    from loop.train.backends import load_model, lora_config
+    from loop.train.weights import merge_fp32
+
+    settings = {"lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": "all-linear"}
+    parent = {k: v.clone() for k, v in load_model(tiny_llama_dir).state_dict().items()}
+    trained = get_peft_model(load_model(tiny_llama_dir).to(torch.bfloat16), lora_config(settings))
+    with torch.no_grad():
+        for name, p in trained.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.05)
+    layer = trained.base_model.model.model.layers[0].self_attn.q_proj
+    delta = (layer.lora_B["default"].weight.float() @ layer.lora_A["default"].weight.float()) * layer.scaling["default"]
+    merged = merge_fp32(tiny_llama_dir, trained, settings).state_dict()
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert torch.allclose(merged[key], parent[key] + delta, atol=1e-6), "the delta, merged in fp32"
+    for k in ("model.layers.0.input_layernorm.weight", "model.embed_tokens.weight"):
+        assert torch.equal(merged[k], parent[k]), f"{k}: the parent's fp32 weights, not a bf16 round trip"
+    rounded = trained.merge_and_unload().float().state_dict()
+    assert not torch.equal(rounded["model.embed_tokens.weight"], parent["model.embed_tokens.weight"])
