@@ -7,8 +7,8 @@
 #     bash bench/gpu_check.sh [OUT_DIR]        STEPS=60 by default
 #
 # Without a GPU it runs what a CPU can: the trainer's environment without Unsloth (LADDER_GPU_CPU_ONLY=1),
-# and one generation with the TRL backend trained under that environment's interpreter (train.python), which
-# checks the trainer against the versions Unsloth pins.
+# and the trainer built (not run) under that environment's TRL and transformers, the versions Unsloth pins:
+# TRL 1.15's SFT loss is a Triton kernel, so training there needs a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-$(mktemp -d -t ladder-gpu-XXXX)}
@@ -22,7 +22,9 @@ if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then
 else
   echo "no GPU: checking the CPU-runnable part (the trainer on Unsloth's pinned versions, TRL backend)"
   LADDER_GPU_CPU_ONLY=1 bin/setup-gpu
-  backends="trl"
+  .venv/bin/ladder init "$out/base" > "$out/base-init.log"
+  PYTHONPATH="$(pwd)" .venv-gpu/bin/python -m loop.train.worker --check "$out/base/models/gen-0000/hf"
+  exit 0
 fi
 python_gpu="$(pwd)/.venv-gpu/bin/python"
 workspaces=()

@@ -16,7 +16,7 @@ from typing import Any
 from loop.errors import UserError
 from loop.train.backends import load_model, lora_config
 from loop.train.examples import json_lines
-from loop.train.sft import Cancelled, _progress_callback
+from loop.train.sft import Cancelled, _progress_callback, checkpointing
 from loop.train.weights import save_atomically
 
 __all__ = ["Cancelled", "read_pairs", "train_dpo"]
@@ -59,7 +59,7 @@ def make_dpo_trainer(model, tokenizer, pairs: list[dict], settings: dict, work_d
         lr_scheduler_type="constant",
         beta=settings["dpo_beta"],
         max_length=settings["max_length"],
-        activation_checkpointing=settings["gradient_checkpointing"],  # TRL turns it on by default
+        **checkpointing(DPOConfig, settings["gradient_checkpointing"]),  # TRL turns it on by default
         seed=settings["seed"],
         data_seed=settings["seed"],
         train_sampling_strategy="sequential",  # a few pairs: order does not matter, determinism does

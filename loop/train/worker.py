@@ -27,7 +27,34 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
+def check(parent_dir: Path) -> int:
+    """Build the trainer on one example without training: the arguments this environment's TRL and transformers
+    accept (bench/gpu_check.sh runs it where training itself needs a GPU)."""
+    import tempfile
+
+    from transformers import AutoTokenizer
+
+    from loop.train.backends import load_model, lora_config
+    from loop.train.sft import make_trainer
+
+    tok = AutoTokenizer.from_pretrained(parent_dir)
+    settings = {"steps": 1, "batch_size": 1, "grad_accum": 1, "learning_rate": 1e-4, "lr_scheduler": "constant",
+                "warmup_steps": 0, "max_length": 64, "gradient_checkpointing": False, "seed": 0, "lora_r": 4,
+                "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": "all-linear", "distill_weight": 0.0}
+    ids = tok("hello", add_special_tokens=False)["input_ids"]
+    with tempfile.TemporaryDirectory() as work:
+        make_trainer(load_model(parent_dir), tok, [{"input_ids": ids, "labels": list(ids)}], settings,
+                     Path(work), (), lora_config(settings))
+    import transformers
+    import trl
+
+    print(f"the trainer builds under trl {trl.__version__}, transformers {transformers.__version__}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["--check"]:
+        return check(Path(argv[1]))
     request_path = Path(argv[0])
     req = json.loads(request_path.read_text(encoding="utf-8"))
     if req["settings"].get("backend") == "unsloth":

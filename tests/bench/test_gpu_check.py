@@ -27,3 +27,12 @@ def test_the_summary_prints_stages_speed_memory_and_whether_the_children_agree(t
     lines = p.stdout.splitlines()
     assert "train" in lines[0] and "tok/s" in lines[0] and "GPU GiB" in lines[0]
     assert lines[1].startswith("trl ") and "the children's evals agree" in p.stdout  # the same data, the same seed
+
+
+def test_the_trainer_check_builds_a_trainer_without_training(tiny_template):
+    import os
+
+    p = subprocess.run([sys.executable, "-m", "loop.train.worker", "--check", str(tiny_template / "base")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300, env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "the trainer builds under trl" in p.stdout
