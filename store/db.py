@@ -23,8 +23,11 @@ from store.tables import Meta
 from store.upgrades import SCHEMA_VERSION, UPGRADES
 
 BUSY_TIMEOUT_MS = 60_000
-# One advisory lock key for the lineage of a database shared by several machines (PostgreSQL).
+# Advisory lock keys on PostgreSQL: the lineage of a database shared by several machines, the schema
+# upgrade, and the one-writer-at-a-time lock that gives every write session SQLite's BEGIN IMMEDIATE.
 LINEAGE_LOCK_KEY = 0x1ADDE5
+UPGRADE_LOCK_KEY = LINEAGE_LOCK_KEY + 1
+WRITER_LOCK_KEY = LINEAGE_LOCK_KEY + 2
 
 
 class StoreError(Exception):
@@ -52,9 +55,26 @@ def engine_for(url: str) -> Engine:
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "before_cursor_execute", _no_nul, retval=True)
     upgrade(engine, url)
     _engines[url] = engine
     return engine
+
+
+def _fix(value: Any) -> Any:
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
+def _no_nul(conn, cursor, statement, parameters, context, executemany):
+    """PostgreSQL's text cannot hold NUL, which a model's answer may: it is stored as U+FFFD, as SQLite would show it."""
+    if isinstance(parameters, dict):
+        return statement, {k: _fix(v) for k, v in parameters.items()}
+    if isinstance(parameters, (list, tuple)):
+        return statement, type(parameters)(
+            {k: _fix(v) for k, v in p.items()} if isinstance(p, dict) else
+            (type(p)(_fix(v) for v in p) if isinstance(p, (list, tuple)) else _fix(p)) for p in parameters)
+    return statement, parameters
 
 
 def _sqlite_connect(dbapi_conn, _record) -> None:
@@ -81,7 +101,7 @@ def upgrade(engine: Engine, url: str = "") -> int:
     assert tables  # the import registers the tables on SQLModel.metadata
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=LINEAGE_LOCK_KEY + 1))
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=UPGRADE_LOCK_KEY))
         Meta.__table__.create(conn, checkfirst=True)
         row = conn.execute(select(Meta.value).where(Meta.key == "schema_version")).first()
         current = int(row[0]) if row else 0
@@ -100,20 +120,24 @@ def upgrade(engine: Engine, url: str = "") -> int:
 def session(url: str, lineage: bool = False) -> Iterator[Session]:
     """One short unit of work that may write; commits on success, rolls back on error.
 
-    It holds the database's write lock from its first statement. With `lineage`, it also
-    takes the lineage's lock where the database is shared across machines (PostgreSQL),
-    where a file lock on one machine cannot reach.
+    It holds the database's write lock from its first statement: SQLite's BEGIN IMMEDIATE, or on
+    PostgreSQL a transaction-scoped advisory lock every writer takes first, so a read followed by a
+    write in one session never loses an update there either. With `lineage`, it also takes the
+    lineage's lock (PostgreSQL: a database shared across machines, where a file lock cannot reach).
     """
     engine = engine_for(url)
-    if getattr(_writing, url, False) and engine.dialect.name == "sqlite":
-        # The outer session holds the write lock this one would wait for: fail now, not after the busy timeout.
+    if getattr(_writing, url, False):
+        # The outer session holds the write lock this one would wait for: fail now, not after the busy timeout
+        # (SQLite) or never (PostgreSQL's advisory lock, held by another connection of this very thread).
         raise RuntimeError("a write session inside another on the same database in one thread would wait for "
                            "itself; read with store.db.reading() or finish the outer session first")
     setattr(_writing, url, True)
     with Session(engine, expire_on_commit=False) as s:
         try:
-            if lineage and engine.dialect.name == "postgresql":
-                s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=LINEAGE_LOCK_KEY))
+            if engine.dialect.name == "postgresql":
+                if lineage:  # always before the writer lock, so two lineage changes cannot deadlock
+                    s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=LINEAGE_LOCK_KEY))
+                s.exec(text("SELECT pg_advisory_xact_lock(:k)").bindparams(k=WRITER_LOCK_KEY))
             yield s
             s.commit()
         except BaseException:

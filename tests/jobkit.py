@@ -13,6 +13,7 @@ from pathlib import Path
 
 from loop import config, workspace
 from loop.inbox import ingest
+from tests import pgdb
 from tests.tinymodels import tiny_family, tiny_llama
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +86,10 @@ def make_template(folder: Path, family: str = "llama") -> config.Config:
     base = tiny_llama(folder / "base", tied=True) if family == "llama" else tiny_family(folder / "base", family)
     (folder / "evals").mkdir(parents=True)
     (folder / "evals" / "tiny.jsonl").write_text("".join(json.dumps(x) + "\n" for x in TINY_SUITE), encoding="utf-8")
-    (folder / "config.toml").write_text(CONFIG.format(base="base"), encoding="utf-8")
+    text = CONFIG.format(base="base")
+    if pgdb.enabled():
+        text += f'[workspace]\ndatabase = "{pgdb.new_database()}"\n'
+    (folder / "config.toml").write_text(text, encoding="utf-8")
     cfg = workspace.create(folder)
     workspace.init(cfg)
     assert base.is_dir()
@@ -94,7 +98,11 @@ def make_template(folder: Path, family: str = "llama") -> config.Config:
 
 def copy_workspace(template: Path, folder: Path) -> config.Config:
     shutil.copytree(template, folder, symlinks=True)
-    return config.load(folder / "config.toml")
+    cfg = config.load(folder / "config.toml")
+    if cfg.db_url.startswith("postgresql"):  # the copy gets a copy of the database, as a copied file would be
+        cfg.path.write_text(cfg.path.read_text(encoding="utf-8").replace(cfg.db_url, pgdb.new_database(cfg.db_url)))
+        cfg = config.load(cfg.path)
+    return cfg
 
 
 def feed(cfg: config.Config, n: int = 6, start: int = 0) -> dict:
