@@ -91,6 +91,11 @@ class Train(Section):
     dpo_steps: num(int, 1, 1_000_000)
     dpo_beta: num(float, 0, 1000, lo_open=True)
     dpo_learning_rate: num(float, 0, 1, lo_open=True)
+    kto: bool
+    kto_min: num(int, 1, 1_000_000)
+    kto_steps: num(int, 1, 1_000_000)
+    kto_beta: num(float, 0, 1000, lo_open=True)
+    kto_learning_rate: num(float, 0, 1, lo_open=True)
 
 
 class Eval(Section):

@@ -31,6 +31,8 @@ class Plan:
     holdout_ids: list[int] = field(default_factory=list)
     replay_ids: list[int] = field(default_factory=list)
     dpo_pairs: list[dict[str, Any]] = field(default_factory=list)  # the new training corrections, for DPO
+    kto_rows: list[dict[str, Any]] = field(default_factory=list)  # unpaired good and bad answers, for KTO
+    kto_ids: list[int] = field(default_factory=list)  # the undesirable records the KTO stage takes
     skipped_low_quality: int = 0
     data_delta_sha: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
@@ -64,6 +66,14 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     p.summary["mix"] = choice.summary()
     p.dpo_pairs = [dpo_pair(c) for c in new_train if c.kind == "correction" and c.rejected]
     p.summary["dpo_pairs"] = len(p.dpo_pairs)
+    bad = [c for c in pending if c.kind == "undesirable"]
+    if cfg.train.kto and len(bad) >= cfg.train.kto_min:
+        good = [c for c in new_train if c.kind in ("chat", "correction", "completion")][: 4 * len(bad)]
+        p.kto_rows = [kto_row(c, False) for c in bad] + [kto_row(c, True) for c in good]
+        p.kto_ids = [c.id for c in bad] if good else []
+        p.kto_rows = p.kto_rows if good else []  # KTO needs both kinds
+    p.summary["kto_rows"] = len(p.kto_rows)
+    p.summary["undesirable_waiting"] = len(bad) - len(p.kto_ids)
     d = cfg.dataset
     p.summary["self_replay_planned"] = replay.planned(d.self_replay_share, d.self_replay_max, len(p.train_rows),
                                                       len(replay.pool(cfg)) if d.self_replay_share > 0 else 0)
@@ -144,6 +154,13 @@ def dpo_pair(c: Conversation) -> dict[str, Any]:
             "rejected": [{"role": "assistant", "content": c.rejected}]}
 
 
+def kto_row(c: Conversation, label: bool) -> dict[str, Any]:
+    """An answer labelled desirable or not, in KTOTrainer's conversational unpaired format."""
+    messages = [_flatten(m) for m in json.loads(c.messages)]
+    last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    return {"prompt": messages[:last], "completion": [messages[last]], "label": label}
+
+
 def holdout_item(c: Conversation) -> dict[str, Any]:
     """A held-out record as an eval item: the conversation up to its last answer, and that answer.
 
@@ -210,4 +227,5 @@ def write(p: Plan, job_dir: Path) -> str:
     write_jsonl(job_dir / "holdout.jsonl", p.holdout_items)
     write_jsonl(job_dir / "recall.jsonl", p.recall_items)
     write_jsonl(job_dir / "dpo.jsonl", p.dpo_pairs)
+    write_jsonl(job_dir / "kto.jsonl", p.kto_rows)
     return write_rows(job_dir, p.train_rows)

@@ -26,6 +26,15 @@ def good(inbox: Path, messages: list[dict[str, Any]], gen_id: int | None = None,
     return write(inbox, {"messages": turns, "domain": DOMAIN, **_meta("good", gen_id, raw)}, "good")
 
 
+def undesirable(inbox: Path, messages: list[dict[str, Any]], gen_id: int | None = None, raw: bool = False) -> Path:
+    """An answer the user marked bad without writing a better one: kept as an example not to follow (a KTO
+    label false), never trained as a good one."""
+    turns = [{"role": m["role"], "content": str(m["content"])} for m in messages if m.get("role") in ROLES]
+    if not turns or turns[-1]["role"] != "assistant" or not turns[-1]["content"].strip():
+        raise UserError("there is no answer to mark yet: ask something first")
+    return write(inbox, {"messages": turns, "label": False, "domain": DOMAIN, **_meta("bad", gen_id, raw)}, "bad")
+
+
 def correction(inbox: Path, prompt: str, chosen: str, rejected: str, gen_id: int | None = None,
                raw: bool = False, label: str = "correction") -> Path:
     """A prompt with the answer the model gave (rejected) and the one it should have given (chosen)."""

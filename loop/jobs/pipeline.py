@@ -87,6 +87,9 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     if cfg.train.dpo and (job_path / "dpo.jsonl").is_file() and read_jsonl(job_path / "dpo.jsonl"):
         result["dpo"] = dpo_stage(cfg, gen_id, job_path, settings, events, should_stop)
         check()
+    if (job_path / "kto.jsonl").is_file() and read_jsonl(job_path / "kto.jsonl"):
+        result["kto"] = dpo_stage(cfg, gen_id, job_path, settings, events, should_stop, kind="kto")
+        check()
     with session(cfg.db_url) as s:
         g = s.get(Generation, gen_id)
         g.weights_path = artifacts.stored(cfg, artifacts.weights_dir(cfg, gen_id))
@@ -137,35 +140,42 @@ def plan_steps(settings: dict[str, Any], rows: int, explicit: bool) -> tuple[int
 
 
 def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any], events: EventLog,
-              should_stop) -> dict[str, Any]:
-    """DPO on the job's corrections, from the SFT folder into a sibling that then takes the SFT folder's place."""
-    from loop.train.dpo import Cancelled as DPOCancelled, train_dpo  # noqa: PLC0415
+              should_stop, kind: str = "dpo") -> dict[str, Any]:
+    """DPO on the job's corrections (or KTO on its unpaired marks), from the SFT folder into a sibling that then
+    takes the SFT folder's place."""
+    from loop.train.sft import Cancelled as StageCancelled  # noqa: PLC0415
 
+    if kind == "kto":
+        from loop.train.kto import train_kto as train  # noqa: PLC0415
+        what = f"KTO on unpaired good and bad answers ({settings['kto_steps']} steps)"
+    else:
+        from loop.train.dpo import train_dpo as train  # noqa: PLC0415
+        what = f"DPO on corrections ({settings['dpo_steps']} steps)"
     weights = artifacts.weights_dir(cfg, gen_id)
-    dpo_dir, sft_dir = weights.with_name(weights.name + ".dpo"), weights.with_name(weights.name + ".sft")
+    dpo_dir, sft_dir = weights.with_name(weights.name + f".{kind}"), weights.with_name(weights.name + ".sft")
     for leftover in (dpo_dir, sft_dir):  # from a run that died here
         shutil.rmtree(leftover, ignore_errors=True)
-    faults.point("dpo.start")
-    set_stage(cfg, gen_id, "dpo", events, f"G{gen_id}: DPO on corrections ({settings['dpo_steps']} steps)")
+    faults.point(f"{kind}.start")
+    set_stage(cfg, gen_id, kind, events, f"G{gen_id}: {what}")
 
     def progress(e: dict[str, Any]) -> None:
-        events.emit("progress", "", stage="dpo", **e)
+        events.emit("progress", "", stage=kind, **e)
 
     try:
-        result = train_dpo(weights, job_path / "dpo.jsonl", dpo_dir, settings, on_progress=progress,
-                           should_stop=should_stop)
-    except DPOCancelled:
+        result = train(weights, job_path / f"{kind}.jsonl", dpo_dir, settings, on_progress=progress,
+                       should_stop=should_stop)
+    except StageCancelled:
         raise Cancelled() from None
     # Both folders are complete; two renames swap them, and the second failing puts the SFT folder back.
     os.replace(weights, sft_dir)
-    faults.point("dpo.swap")
+    faults.point(f"{kind}.swap")
     try:
         os.replace(dpo_dir, weights)
     except BaseException:
         os.replace(sft_dir, weights)
         raise
     shutil.rmtree(sft_dir, ignore_errors=True)
-    faults.point("dpo.done")
+    faults.point(f"{kind}.done")
     return result
 
 

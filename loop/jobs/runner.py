@@ -88,7 +88,8 @@ def _write_job(cfg: Config, s: Session, plan: dataset.Plan, gen_id: int, parent_
                      n_holdout=len(plan.holdout_ids), job_dir=artifacts.stored(cfg, folder),
                      config_json=json.dumps(cfg.data)))
     rows = [{"gen_id": gen_id, "conversation_id": cid, "split": split}
-            for ids, split in ((plan.new_train_ids, "train"), (plan.holdout_ids, "holdout"), (plan.replay_ids, "replay"))
+            for ids, split in ((plan.new_train_ids + plan.kto_ids, "train"), (plan.holdout_ids, "holdout"),
+                               (plan.replay_ids, "replay"))
             for cid in ids]
     if rows:
         s.flush()

@@ -95,7 +95,7 @@ async def test_a_good_answer_lands_in_the_inbox_as_a_conversation(ws):
                                                               FakeRunner.answer + " "]
 
 
-async def test_a_bad_mark_without_a_better_answer_saves_nothing(ws):
+async def test_a_bad_mark_closed_with_escape_saves_nothing(ws):
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
@@ -105,6 +105,23 @@ async def test_a_bad_mark_without_a_better_answer_saves_nothing(ws):
         await pilot.press("escape")
         await wait_for(pilot, lambda: noted(app, "Nothing saved"))
         assert feedback_files(ws) == []
+
+
+async def test_a_bad_mark_saved_empty_keeps_the_answer_as_undesirable(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await ask(pilot, "how do I restart?")
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "AnswerScreen")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: noted(app, "saved as an answer not to give"))
+        records = feedback_files(ws)
+        assert len(records) == 1 and records[0]["label"] is False and records[0]["tags"] == ["bad", "G4"]
+        with session(ws.db_url) as s:
+            row = s.exec(select(Conversation).where(Conversation.kind == "undesirable")).one()
+        assert json.loads(row.messages)[-1]["content"].startswith("Restart it")
+        assert app.main.query_one("#chat").exchanges[-1].mark == "undesirable"
 
 
 async def test_correct_prefills_the_model_answer_for_editing(ws):

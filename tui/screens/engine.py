@@ -140,9 +140,12 @@ def feedback(cfg: Config, kind: str, exchange: dict[str, Any], better: str | Non
     inbox, gen, raw = cfg.inbox_dir, exchange.get("gen_id"), bool(exchange.get("raw"))
     if kind == "good":
         path = fb.good(inbox, exchange["messages"], gen, raw)
+    elif kind == "undesirable":
+        path = fb.undesirable(inbox, exchange["messages"], gen, raw)
     else:
         path = fb.correction(inbox, exchange["prompt"], better or "", exchange["answer"], gen, raw, label=kind)
-    what = "a conversation" if kind == "good" else "a correction (chosen / rejected)"
+    what = {"good": "a conversation", "undesirable": "an answer not to give (unpaired: trained by KTO)"}.get(
+        kind, "a correction (chosen / rejected)")
     try:
         result = ingest(cfg, [path])
     except (UserError, OperationFailed, OSError, subprocess.SubprocessError, ValueError) as e:

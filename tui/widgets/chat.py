@@ -16,7 +16,8 @@ from textual.widgets import Input, Static
 from tui.widgets.text import text
 
 HISTORY_EXCHANGES = 6  # earlier exchanges sent along, so the context window is not outgrown
-MARKS = {"good": ("✓ marked good", "green"), "bad": ("✗ corrected", "yellow"), "correction": ("✎ corrected", "yellow")}
+MARKS = {"good": ("✓ marked good", "green"), "bad": ("✗ corrected", "yellow"), "correction": ("✎ corrected", "yellow"),
+         "undesirable": ("✗ marked bad", "red")}
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class ChatPane(Vertical):
 
     @dataclass
     class Feedback(Message):
-        """Save an exchange as feedback: kind is "good", "bad" or "correction"; `better` is the chosen answer."""
+        """Save an exchange as feedback: kind is "good", "bad", "correction" or "undesirable" (bad, no better answer); `better` is the chosen answer."""
 
         kind: str
         exchange: dict[str, Any]
@@ -196,7 +197,8 @@ class ChatPane(Vertical):
             self.post_message(self.Feedback("good", self._exchange(*last)))
 
     def action_mark_bad(self) -> None:
-        self._ask_better("bad", "G{gen}'s answer was bad. What should it have said?", prefill=False)
+        self._ask_better("bad", "G{gen}'s answer was bad. What should it have said? (Save it empty to mark it "
+                                "bad without a better answer.)", prefill=False)
 
     def action_correct(self) -> None:
         self._ask_better("correction", "Write the answer G{gen} should have given", prefill=True)
@@ -209,6 +211,9 @@ class ChatPane(Vertical):
         index, ex = last
 
         def done(better: str | None) -> None:
+            if kind == "bad" and better is not None and not better.strip():  # saved empty: an unpaired bad mark
+                self.post_message(self.Feedback("undesirable", self._exchange(index, ex)))
+                return
             if better is None or not better.strip():
                 self.notify("Nothing saved: a bad answer teaches only with the answer it should have given.",
                             severity="warning")
