@@ -37,7 +37,7 @@ self_replay_max = 4
 def ladder(ws: Path, *args: object, check: bool = True) -> subprocess.CompletedProcess:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     p = subprocess.run([sys.executable, "-m", "tui.cli", "--config", str(ws / "config.toml"), *map(str, args)],
-                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
+                       capture_output=True, text=True, cwd=ROOT, env=env, timeout=2400)  # init on a busy 2-core machine can take many minutes
     if check:
         assert p.returncode == 0, p.stderr[-3000:]
     return p
