@@ -38,14 +38,21 @@ def test_the_gguf_names_the_architecture_llama_cpp_runs(exported):
     assert fields["general.architecture"].contents() == ARCHITECTURES[family]
 
 
-def test_logits_match_transformers(exported):
+def _reference(hf):
+    """The tokenizer, TEXT's token ids and the fp32 transformers model of a folder."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    family, hf, out = exported
     tok = AutoTokenizer.from_pretrained(hf)
-    ids = tok(TEXT, add_special_tokens=False)["input_ids"]
-    model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
+    return tok, tok(TEXT, add_special_tokens=False)["input_ids"], AutoModelForCausalLM.from_pretrained(
+        hf, dtype=torch.float32)
+
+
+def test_logits_match_transformers(exported):
+    import torch
+
+    family, hf, out = exported
+    tok, ids, model = _reference(hf)
     with torch.no_grad():
         want = model(torch.tensor([ids])).logits[0].numpy()
     llm = _llama(out)
@@ -60,12 +67,9 @@ def test_logits_match_transformers(exported):
 
 def test_greedy_output_matches_transformers(exported):
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     family, hf, out = exported
-    tok = AutoTokenizer.from_pretrained(hf)
-    ids = tok(TEXT, add_special_tokens=False)["input_ids"]
-    model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
+    tok, ids, model = _reference(hf)
     with torch.no_grad():
         seq = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False, min_new_tokens=8,
                              pad_token_id=tok.pad_token_id)[0, len(ids):].tolist()
