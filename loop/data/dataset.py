@@ -47,11 +47,14 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     p = Plan(parent_id=parent_id, skipped_low_quality=len(pending) - len(usable))
     holdout = split_holdout(usable, cfg.dataset.holdout_ratio, cfg.dataset.seed)
     # The data mix picks the new training rows; what it leaves out stays pending for a later generation.
-    choice = mix.choose([c for c in usable if c.id not in holdout], mix.settings(cfg), cfg.dataset.seed)
+    # A practice round's records are the model's verified failures: the mix never defers them.
+    practice = [c for c in usable if c.id not in holdout and from_practice(c)]
+    choice = mix.choose([c for c in usable if c.id not in holdout and not from_practice(c)], mix.settings(cfg),
+                        cfg.dataset.seed)
     deferred = {c.id for c in choice.deferred}
     new_train = [c for c in usable if c.id not in holdout and c.id not in deferred]
     replayed = sample_replay(s, lineage, cfg.dataset.replay_examples, cfg.dataset.seed + parent_id)
-    ordered = curriculum_order([(c, "replay") for c in replayed] + [(c, "new") for c in choice.rows], stages)
+    ordered = curriculum_order([(c, "replay") for c in replayed] + [(c, "new") for c in choice.rows + practice], stages)
     p.train_rows = [training_row(c) | {"_source": src, "_stage": c.stage} for c, src in ordered]
     p.new_train_ids = [c.id for c in new_train]
     p.holdout_ids = [c.id for c in usable if c.id in holdout]
@@ -64,6 +67,7 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
                key=lambda r: json.dumps(r, sort_keys=True)))
     p.summary = summarize(p, new_train, replayed, [c for c in usable if c.id in holdout])
     p.summary["mix"] = choice.summary()
+    p.summary["practice_rows"] = len(practice)  # beside the mix, never deferred
     p.dpo_pairs = [dpo_pair(c) for c in new_train if c.kind == "correction" and c.rejected]
     p.summary["dpo_pairs"] = len(p.dpo_pairs)
     bad = [c for c in pending if c.kind == "undesirable"]
