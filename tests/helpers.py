@@ -12,7 +12,12 @@ from store.tables import Conversation, EvalResult, Generation, Membership
 
 
 def make_workspace(tmp_path: Path, **overrides: dict) -> config.Config:
-    """A real workspace folder with a config; `overrides` maps a section to key=value pairs."""
+    """A real workspace folder with a config; `overrides` maps a section to key=value pairs. With LADDER_TEST_PG its
+    store is a fresh database on that server."""
+    from tests import pgdb
+
+    if pgdb.enabled():
+        overrides = {**overrides, "workspace": {**overrides.get("workspace", {}), "database": pgdb.new_database()}}
     cfg = workspace.create(tmp_path)
     if overrides:
         lines = []
