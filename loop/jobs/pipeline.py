@@ -152,8 +152,8 @@ def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any]
         from loop.train.dpo import train_dpo as train  # noqa: PLC0415
         what = f"DPO on corrections ({settings['dpo_steps']} steps)"
     weights = artifacts.weights_dir(cfg, gen_id)
-    dpo_dir, sft_dir = weights.with_name(weights.name + f".{kind}"), weights.with_name(weights.name + ".sft")
-    for leftover in (dpo_dir, sft_dir):  # from a run that died here
+    stage_dir, sft_dir = weights.with_name(weights.name + f".{kind}"), weights.with_name(weights.name + ".sft")
+    for leftover in (stage_dir, sft_dir):  # from a run that died here
         shutil.rmtree(leftover, ignore_errors=True)
     faults.point(f"{kind}.start")
     set_stage(cfg, gen_id, kind, events, f"G{gen_id}: {what}")
@@ -162,7 +162,7 @@ def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any]
         events.emit("progress", "", stage=kind, **e)
 
     try:
-        result = train(weights, job_path / f"{kind}.jsonl", dpo_dir, settings, on_progress=progress,
+        result = train(weights, job_path / f"{kind}.jsonl", stage_dir, settings, on_progress=progress,
                        should_stop=should_stop)
     except StageCancelled:
         raise Cancelled() from None
@@ -170,7 +170,7 @@ def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any]
     os.replace(weights, sft_dir)
     faults.point(f"{kind}.swap")
     try:
-        os.replace(dpo_dir, weights)
+        os.replace(stage_dir, weights)
     except BaseException:
         os.replace(sft_dir, weights)
         raise

@@ -58,14 +58,19 @@ async def test_chat_streams_the_active_generation_answer_as_text(ws):
         assert "[bold]app[/bold]" in shown  # the model's text is data, not markup
 
 
+async def mark_bad(pilot) -> None:
+    """Ask one question, then open the bad-answer editor on its answer."""
+    await ready(pilot)
+    await ask(pilot, "how do I restart?")
+    await pilot.press("ctrl+b")
+    await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "AnswerScreen")
+
+
 async def test_a_bad_answer_lands_in_the_inbox_as_a_correction_and_earns_karma(ws):
     before = karma(ws)
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await ask(pilot, "how do I restart?")
-        await pilot.press("ctrl+b")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "AnswerScreen")
+        await mark_bad(pilot)
         await pilot.press(*"restart it")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: noted(app, "saved as a correction"))
@@ -98,10 +103,7 @@ async def test_a_good_answer_lands_in_the_inbox_as_a_conversation(ws):
 async def test_a_bad_mark_closed_with_escape_saves_nothing(ws):
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await ask(pilot, "how do I restart?")
-        await pilot.press("ctrl+b")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "AnswerScreen")
+        await mark_bad(pilot)
         await pilot.press("escape")
         await wait_for(pilot, lambda: noted(app, "Nothing saved"))
         assert feedback_files(ws) == []
@@ -110,10 +112,7 @@ async def test_a_bad_mark_closed_with_escape_saves_nothing(ws):
 async def test_a_bad_mark_saved_empty_keeps_the_answer_as_undesirable(ws):
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:
-        await ready(pilot)
-        await ask(pilot, "how do I restart?")
-        await pilot.press("ctrl+b")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "AnswerScreen")
+        await mark_bad(pilot)
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: noted(app, "saved as an answer not to give"))
         records = feedback_files(ws)
