@@ -99,7 +99,7 @@ class Train(Section):
 
 
 class Eval(Section):
-    threads: num(int, 1, 4096)
+    threads: num(int, 0, 4096)
     context: num(int, 64, 1_048_576)
     max_tokens: num(int, 1, 32768)
     recall_items: num(int, 1, 100_000)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from loop.errors import UserError
+from loop.model.threads import pick
 
 Message = dict[str, str]
 
@@ -26,6 +27,7 @@ class Scorer:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.path, self.context = Path(gguf), context
+        threads = pick(threads)
         try:
             self.llm = Llama(model_path=str(self.path), n_ctx=context, n_threads=threads, n_threads_batch=threads,
                              logits_all=True, verbose=False, seed=0)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import OperationFailed, UserError
+from loop.model.threads import pick
 
 Message = dict[str, str]
 GGUF_MAGIC = b"GGUF"
@@ -43,6 +44,7 @@ class Runner:
             from llama_cpp import Llama
         except ImportError as exc:  # pragma: no cover - packaging problem
             raise OperationFailed(f"llama-cpp-python is not installed: {exc}") from exc
+        threads = pick(threads)
         try:
             self._llm = Llama(
                 model_path=str(self.path), n_ctx=context, n_threads=threads,

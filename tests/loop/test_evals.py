@@ -204,3 +204,27 @@ def test_loop_modules_import_without_llama_cpp():
     code = ("import sys, loop.model.llm, loop.evals.probes, loop.evals.scoring; "
             "assert 'llama_cpp' not in sys.modules, 'llama_cpp imported'")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_the_thread_count_does_not_change_an_answer(runner, base_gguf):
+    """eval.threads = 0 picks the idle cores at load time, so the count varies between runs: it must not
+    change what the model says, or a generation's evals would depend on the machine's load."""
+    questions = [JAPAN, [{"role": "user", "content": "List three Linux commands that show disk usage."}]]
+    with Runner(base_gguf, threads=1, context=2048, seed=0) as one:
+        for q in questions:
+            assert one.chat(q, 40) == runner.chat(q, 40)
+
+
+def test_threads_are_the_configured_number_or_the_idle_cores(monkeypatch):
+    from loop.model import threads
+
+    assert threads.pick(3) == 3
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(threads, "idle_cores", lambda sample_s=0.2: 0.3)
+    assert threads.pick(0) == 1  # never fewer than one
+    monkeypatch.setattr(threads, "idle_cores", lambda sample_s=0.2: 1.6)
+    assert threads.pick(0) == 2
+    monkeypatch.setattr(threads, "idle_cores", lambda sample_s=0.2: 7.0)
+    assert threads.pick(0) == 2  # never more than the machine has
+    monkeypatch.undo()
+    assert 0.0 <= threads.idle_cores(0.05) <= (threads.os.cpu_count() or 1) + 0.01
