@@ -45,16 +45,49 @@ def stage_times(cfg: config.Config, gen_id: int) -> dict[str, float]:
     return out
 
 
+def matmul_peak_gflops(seconds: float = 3.0, n: int = 2048) -> float:
+    """fp32 matrix multiply throughput on this machine now, best of several: the ceiling training works against."""
+    import torch  # noqa: PLC0415
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best, end = 0.0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def parameters(folder: Path) -> int:
+    from safetensors import safe_open  # noqa: PLC0415
+
+    total = 0
+    for f in sorted(folder.glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            for name in st.keys():  # noqa: SIM118 - safe_open is not a dict
+                n = 1
+                for d in st.get_slice(name).get_shape():
+                    n *= d
+                total += n
+    return total
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=30)
-    ap.add_argument("--workspace", type=Path, help="reuse this workspace (its G0 is kept between runs)")
+    ap.add_argument("--workspace", type=Path, help="a workspace holding only G0, made there on the first run and "
+                                                    "copied for each later one (init is then not timed)")
     args = ap.parse_args()
     folder = args.workspace or Path(tempfile.mkdtemp(prefix="ladder-bench-"))
     cfg = workspace.create(folder)
     t = time.perf_counter()
     made = workspace.init(cfg)["created"]
     init_s = time.perf_counter() - t
+    if args.workspace:  # the job runs on a copy, so the kept folder stays at G0 with an empty store of records
+        folder = Path(tempfile.mkdtemp(prefix="ladder-bench-")) / "ws"
+        shutil.copytree(args.workspace, folder)
+        cfg = workspace.create(folder)
 
     for f in (ROOT / "loop" / "assets" / "demo_inbox").glob("*.jsonl"):
         shutil.copyfile(f, cfg.inbox_dir / f"{datetime.now():%H%M%S%f}-{f.name}")
@@ -104,6 +137,14 @@ def main() -> None:
     for name, secs, note in rows:
         print(f"{name:<30}{secs:>10.1f}  {note}")
     product = train["train_s"] / train["steps"]
+    peak = matmul_peak_gflops()
+    params = parameters(artifacts.weights_dir(cfg, 0))
+    # A LoRA step costs ~4 x parameters FLOPs per trained token (forward 2, backward through the frozen weights 2).
+    useful = 4 * params * train["tokens_per_s"] / 1e9
+    bare_useful = 4 * params * base["tokens_per_s"] / 1e9
+    print(f"\nmatmul peak (fp32, 2048^2, measured now): {peak:.0f} GFLOP/s; parameters {params / 1e6:.1f} M")
+    print(f"training compute efficiency: {useful:.0f} GFLOP/s useful = {useful / peak:.0%} of peak "
+          f"(bare loop {bare_useful / peak:.0%}); ceiling {peak * 1e9 / (4 * params):.0f} trained tokens/s")
     print(f"\nbare PyTorch loop, same model/data/batch/steps: {base['s_per_step']:.2f} s/step, "
           f"{base['tokens_per_s']:.0f} tokens/s")
     print(f"trainer overhead: {product / base['s_per_step']:.2f}x the bare loop's time per step")
