@@ -104,6 +104,7 @@ class Eval(Section):
     max_tokens: num(int, 1, 32768)
     recall_items: num(int, 1, 100_000)
     recall_steady: bool
+    base_answer_cache: bool
     generalization_items: num(int, 1, 100_000)
     generalization_margin: num(float, -100, 100)
     scoring_context: num(int, 64, 1_048_576)

@@ -95,11 +95,15 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
         events.emit("stage", f"G0: exporting GGUF ({cfg.model.export_dtype})", stage="export")
         child_sha = export_gguf(hf, target, model if model.is_file() else None, cfg.model.export_dtype)
     events.emit("stage", "G0: asking the probe set, the tone probes and the agent suites", stage="eval")
-    metrics, results = base.evaluate(cfg, target)
+    asked: dict[str, int] = {}
+    metrics, results = base.evaluate(cfg, target, asked)
     probe_results = [r for name, r in results if name == "probe"]
     if cfg.eval.recall_steady:
         events.emit("stage", "G0: asking the right answers again on a copy at the other precision", stage="eval")
-        base.mark_unsteady_under_rounding(cfg, probe_results, hf, model if model.is_file() else None)
+        base.mark_unsteady_under_rounding(cfg, probe_results, hf, model if model.is_file() else None, asked)
+    if asked.get("reused"):
+        events.emit("info", f"G0: {asked['reused']} of {asked['reused'] + asked['asked']} answers came from an earlier "
+                            f"workspace of this base (eval.base_answer_cache)", stage="eval")
     metrics = base.metrics_of(cfg, metrics, results)
     parent_sha = base_sha(model)
     with writer.lineage(cfg) as change:
@@ -123,4 +127,5 @@ def init(cfg: Config, events: EventLog | None = None) -> dict[str, Any]:
     artifacts.write_manifest(artifacts.gen_dir(cfg, 0), cfg.data, gen=0, base=shown_base, parent_sha=parent_sha,
                              child_sha=child_sha, metrics=metrics)
     return {"created": True, "gen": 0, "child_sha": child_sha, "probes_right": right, "probes_kept": kept,
-            "probes": len(probe_results), "style_drift": metrics["eval_style_drift"], "readiness": metrics["readiness"]}
+            "probes": len(probe_results), "answers_reused": asked.get("reused", 0),
+            "answers_asked": asked.get("asked", 0), "style_drift": metrics["eval_style_drift"], "readiness": metrics["readiness"]}

@@ -83,6 +83,13 @@ TINY_SUITE = [
 def make_template(folder: Path, family: str = "llama") -> config.Config:
     """A workspace with G0 made from a tiny model of a family (the model folder sits inside the workspace) and a
     short suite that fits its 256-token context."""
+    cfg = lay_out(folder, family)
+    workspace.init(cfg)
+    return cfg
+
+
+def lay_out(folder: Path, family: str = "llama") -> config.Config:
+    """make_template's workspace before its init: the tiny base, the suite and the config."""
     base = tiny_llama(folder / "base", tied=True) if family == "llama" else tiny_family(folder / "base", family)
     (folder / "evals").mkdir(parents=True)
     (folder / "evals" / "tiny.jsonl").write_text("".join(json.dumps(x) + "\n" for x in TINY_SUITE), encoding="utf-8")
@@ -90,10 +97,8 @@ def make_template(folder: Path, family: str = "llama") -> config.Config:
     if pgdb.enabled():
         text += f'[workspace]\ndatabase = "{pgdb.new_database()}"\n'
     (folder / "config.toml").write_text(text, encoding="utf-8")
-    cfg = workspace.create(folder)
-    workspace.init(cfg)
     assert base.is_dir()
-    return cfg
+    return workspace.create(folder)
 
 
 def copy_workspace(template: Path, folder: Path) -> config.Config:

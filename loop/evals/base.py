@@ -14,6 +14,7 @@ from typing import Any
 from loop import artifacts
 from loop.config import Config
 from loop.data.dataset import known_probe
+from loop.evals.answer_cache import Answers
 from loop.evals.generation import (
     Results,
     detail_of,
@@ -21,16 +22,28 @@ from loop.evals.generation import (
     suite_report,
     suites_sha,
 )
+from loop.hashing import sha256_file
 
 
-def evaluate(cfg: Config, gguf: Path) -> tuple[dict[str, Any], Results]:
-    """Probes (with the steadiness check in two rephrasings), tone probes and the suites; metrics from them."""
-    from loop.evals import probes as evals  # noqa: PLC0415
+def answers(cfg: Config, gguf: Path, stats: dict[str, int] | None = None) -> Answers:
+    """A runner for a G0 file that reuses what an earlier workspace of the same base asked (loop.evals.answer_cache)."""
     from loop.model.llm import Runner  # noqa: PLC0415
 
     e = cfg.eval
+    return Answers(sha256_file(gguf), e.context, lambda: Runner(gguf, threads=e.threads, context=e.context, seed=0),
+                   enabled=e.base_answer_cache, stats=stats)
+
+
+def evaluate(cfg: Config, gguf: Path, stats: dict[str, int] | None = None) -> tuple[dict[str, Any], Results]:
+    """Probes (with the steadiness check in two rephrasings), tone probes and the suites; metrics from them.
+
+    ``stats`` (when given) counts the answers asked of the model and those reused from the cache.
+    """
+    from loop.evals import probes as evals  # noqa: PLC0415
+
+    e = cfg.eval
     items = evals.probe_items()
-    with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
+    with answers(cfg, gguf, stats) as runner:
         probe_results, accuracy = evals.run_probes(runner, items, e.max_tokens)
         steady = evals.steady_keys(runner, items, probe_results, e.max_tokens) if e.recall_steady else None
         for r, it in zip(probe_results, items):
@@ -49,7 +62,8 @@ def metrics_of(cfg: Config, metrics: dict[str, Any], results: Results) -> dict[s
                       "readiness": suite_report(cfg, 0, results)}
 
 
-def mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Path, template: Path | None) -> None:
+def mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Path, template: Path | None,
+                                 stats: dict[str, int] | None = None) -> None:
     """Unmark steady probes that the same weights, rounded the other way (q8_0 for f16), answer wrong.
 
     Rounding moves every weight a little and teaches nothing. Measured on the embedded model:
@@ -59,7 +73,6 @@ def mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Pat
     """
     from loop.evals import probes as evals  # noqa: PLC0415
     from loop.model.export import export_gguf  # noqa: PLC0415
-    from loop.model.llm import Runner  # noqa: PLC0415
 
     steady = [r for r in probe_results if r["detail"]["steady"]]
     if not steady:
@@ -69,7 +82,7 @@ def mark_unsteady_under_rounding(cfg: Config, probe_results: list[dict], hf: Pat
     by_key = {it["key"]: it for it in evals.probe_items()}
     try:
         export_gguf(hf, copy, template, other)
-        with Runner(copy, threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as runner:
+        with answers(cfg, copy, stats) as runner:
             again, _ = evals.run_probes(runner, [by_key[r["item_key"]] for r in steady], cfg.eval.max_tokens)
     finally:
         copy.unlink(missing_ok=True)

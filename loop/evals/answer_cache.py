@@ -1,0 +1,127 @@
+"""Generation 0's answers, kept per model file in the user's cache folder and reused by the next workspace.
+
+A Runner answers greedily from an empty KV cache, so one GGUF, one llama.cpp build and one
+question give one text at any thread count (tests/loop/test_evals.py). Every workspace made
+from the same base exports the same G0 file, so asking its probes, their rephrasings, the
+rounded copy's re-asks, the tone probes and the suites again measured nothing new: 95 of the
+153 s of `ladder init` on the embedded model. Answers are keyed by the file's SHA-256, the
+llama.cpp build, the context size, and the question with its token limit; anything else
+(a new suite item, a changed probe, another base) is a miss and is asked.
+
+The cache is a convenience: a file that cannot be read is ignored and rewritten, one that
+cannot be written is skipped, and `eval.base_answer_cache = false` turns it off.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+VERSION = 1
+
+
+def cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/ladder/answers`` (``~/.cache`` when XDG_CACHE_HOME is unset or relative)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
+    return root / "ladder" / "answers"
+
+
+@functools.cache
+def llama_build() -> str:
+    """The llama.cpp build answers come from: the binding's version and its library's SHA-256."""
+    import llama_cpp  # noqa: PLC0415 - loaded only when a model is asked
+
+    folder = Path(llama_cpp.__file__).parent
+    digest = hashlib.sha256(llama_cpp.__version__.encode())
+    for lib in sorted(folder.rglob("libllama*")) + sorted(folder.rglob("libggml*")):
+        if lib.is_file() and not lib.is_symlink():
+            digest.update(lib.name.encode())
+            digest.update(hashlib.sha256(lib.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _sha(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class Answers:
+    """Answers one model's chat questions from the cache, and from a runner opened at the first miss.
+
+    Used as a Runner is (``chat``; ``with``): ``open_runner`` is called at most once. ``asked``
+    and ``reused`` count the questions answered by the model and by the cache, and are added
+    to ``stats`` (when given) on close.
+    """
+
+    def __init__(self, model_sha: str, context: int, open_runner: Callable[[], Any], *, enabled: bool = True,
+                 folder: Path | None = None, stats: dict[str, int] | None = None):
+        self.enabled, self.stats = enabled, stats
+        self.file = (folder or cache_dir()) / f"{_sha([VERSION, model_sha, context, llama_build()])}.json"
+        self._open, self._runner = open_runner, None
+        self._known = self._read() if enabled else {}
+        self._new: dict[str, str] = {}
+        self.asked = self.reused = 0
+
+    def __enter__(self) -> Answers:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def chat(self, messages: list[dict[str, str]], max_tokens: int, raw: bool = False) -> str:
+        key = _sha([messages, max_tokens, raw])
+        if key in self._known:
+            self.reused += 1
+            return self._known[key]
+        if self._runner is None:
+            self._runner = self._open()
+        answer = self._runner.chat(messages, max_tokens, raw=raw)  # a question that does not fit is not kept
+        self._known[key] = self._new[key] = answer
+        self.asked += 1
+        return answer
+
+    def close(self) -> None:
+        if self.stats is not None:
+            self.stats["asked"] = self.stats.get("asked", 0) + self.asked
+            self.stats["reused"] = self.stats.get("reused", 0) + self.reused
+        self.asked = self.reused = 0
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            runner.close()
+        self._save()
+
+    def _read(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        answers = data.get("answers") if isinstance(data, dict) else None
+        if not isinstance(answers, dict):
+            return {}
+        return {k: v for k, v in answers.items() if isinstance(k, str) and isinstance(v, str)}
+
+    def _save(self) -> None:
+        if not (self.enabled and self._new):
+            return
+        # Another init of the same base may have written meanwhile: keep its answers too.
+        merged = self._read() | self._new
+        tmp = self.file.with_name(f".{self.file.name}.tmp-{os.getpid()}")
+        try:
+            self.file.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"version": VERSION, "answers": merged}, ensure_ascii=False), encoding="utf-8")
+            os.replace(tmp, self.file)
+        except OSError as e:
+            log.warning("could not keep G0's answers in %s: %s", self.file.parent, e)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+        self._new = {}
