@@ -35,7 +35,7 @@ POLL_SECONDS = 0.5  # the ladder, the job and new events
 SLOW_SECONDS = 3.0  # the inbox and karma, re-read only when something there changed
 SLOW_FORCE_SECONDS = 30.0
 CHAT_MAX_TOKENS = 256
-TITLES = {"stop_loop": "Loop", "approve": "Approve", "reject": "Reject", "rollback": "Rollback", "undo_rollback": "Undo", "train": "Train",
+TITLES = {"stop_loop": "Loop", "approve": "Approve", "reject": "Reject", "rollback": "Rollback", "undo_rollback": "Undo", "undo_approve": "Undo", "train": "Train",
           "evaluate": "Evals", "cancel": "Cancel", "ingest": "Inbox", "feedback": "Feedback", "chat": "Chat", "poll": "Store",
           "watch": "Inbox"}
 RunnerFactory = Callable[..., Any]  # (gguf_path, threads=, context=, seed=) -> a loop.llm.Runner-like object
@@ -247,6 +247,8 @@ class LadderApp(ChatHandlers, App[int]):
             return
         if msg.action == "rollback":
             self.main.offer_undo(r["from"], r["to"], key_display(self, "undo"))
+        elif msg.action == "approve" and r.get("override") and r.get("from") is not None:
+            self.main.offer_undo(r["from"], r["to"], key_display(self, "undo"), kind="approve")
         elif r.get("message"):
             self.notify(r["message"], title=TITLES.get(msg.action, ""), markup=False)
         for chat in self.main.query(ChatPane) if msg.action == "feedback" else ():

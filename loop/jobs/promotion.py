@@ -21,6 +21,9 @@ from store.tables import Event, Generation
 DECIDED = ("candidate", "promoted", "rejected", "rolled_back")
 # Ancestors the user turned away from: rejecting a child never makes one of them active again.
 TURNED_AWAY = ("rejected", "rolled_back")
+# The reasons the user's decisions write; the gates' own reason stays inside them (gates_reason).
+OVER_GATES, USER_REJECTED, GATES_HAD = "approved by the user over the gates (", "rejected by the user", \
+    " (the gates had rejected it: "
 
 
 def _get(s: Session, gen_id: int) -> Generation:
@@ -41,6 +44,16 @@ def failed_gates(g: Generation) -> list[str]:
     return [c.get("name", "?") for c in checks if isinstance(c, dict) and not c.get("passed")]
 
 
+def _last(s: Session, key: str, what: str, left_at: str) -> dict[str, Any]:
+    """The change kept under ``key`` for its undo, while the active pointer is still where it left it."""
+    undo = get_meta(s, key)
+    if not undo:
+        raise UserError(f"there is no {what} to undo")
+    if active_gen(s) != undo[left_at]:
+        raise UserError(f"G{active_gen(s)} is active now, not G{undo[left_at]}: the {what} was already changed")
+    return undo
+
+
 def _said(s: Session, message: str, gen_id: int) -> str:
     s.add(Event(gen_id=gen_id, kind="info", message=message))
     return message
@@ -54,32 +67,72 @@ def _result(cfg: Config, message: str) -> dict[str, Any]:
     return {"active_gen": active, "active_sha": g.child_sha if g else None, "message": message}
 
 
+def gates_reason(g: Generation) -> str | None:
+    """What the gates said when they rejected this generation, kept through the user's approve and reject."""
+    reason = g.reason or ""
+    if reason.startswith(OVER_GATES) and reason.endswith(")"):
+        return reason[len(OVER_GATES):-1]
+    if reason.startswith(USER_REJECTED):
+        rest = reason[len(USER_REJECTED):]
+        return rest[len(GATES_HAD):-1] if rest.startswith(GATES_HAD) and rest.endswith(")") else None
+    if g.status == "rejected" or failed_gates(g):
+        return reason or None
+    return None
+
+
 def approve(cfg: Config, gen_id: int) -> dict[str, Any]:
-    """Make a generation active. Approving one the gates rejected is the user's call, recorded as an override."""
+    """Make a generation active. Approving one the gates rejected is the user's call, recorded as an override.
+
+    What it changed is kept (``last_approve``) so that ``undo_approve`` can put it back exactly.
+    """
     with writer.lineage(cfg) as change:
         s = change.s
         g = _get(s, gen_id)
-        if active_gen(s) == gen_id:
+        current, override = active_gen(s), False
+        if current == gen_id:
             message = f"G{gen_id} is already active"
         else:
             artifacts.verified_gguf(cfg, g)
-            override = g.status == "rejected" and bool(failed_gates(g) or not g.reason.startswith("rejected by the user"))
+            undo = {"gen": gen_id, "from": current, "status": g.status, "reason": g.reason, "override": g.override}
+            said = gates_reason(g)
+            override = g.status == "rejected" and bool(failed_gates(g) or said is not None
+                                                        or not g.reason.startswith(USER_REJECTED))
             if override:
                 g.override = True
-                g.reason = f"approved by the user over the gates ({g.reason})"
+                g.reason = f"{OVER_GATES}{said or 'no reason kept'})"
             else:
                 g.reason = "approved by the user"
             g.status = "promoted"
             s.add(g)
             set_meta(s, "active_gen", gen_id)
             set_meta(s, "stopped", None)
+            set_meta(s, "last_approve", undo)
             message = _said(s, f"G{gen_id} approved{' (override: the gates had rejected it)' if override else ''}",
                             gen_id)
+    return _result(cfg, message) | {"override": override}
+
+
+def undo_approve(cfg: Config) -> dict[str, Any]:
+    """Put the last approval back as it was (the generation's status and reason, the active one before it),
+    if nothing has moved the active pointer since."""
+    with writer.lineage(cfg) as change:
+        s = change.s
+        undo = _last(s, "last_approve", "approval", "gen")
+        g = s.get(Generation, undo["gen"])
+        g.status, g.reason, g.override = undo["status"], undo["reason"], bool(undo["override"])
+        s.add(g)
+        set_meta(s, "active_gen", undo["from"])
+        set_meta(s, "last_approve", None)
+        message = _said(s, f"undone: G{undo['from']} is active again (G{undo['gen']} is {g.status.replace('_', ' ')} "
+                           "as before)", undo["gen"])
     return _result(cfg, message)
 
 
 def reject(cfg: Config, gen_id: int) -> dict[str, Any]:
-    """Reject a generation; if it was active, the nearest ancestor the user has not turned away from takes over."""
+    """Reject a generation; if it was active, the nearest ancestor the user has not turned away from takes over.
+
+    A generation the gates had rejected keeps what they said: "rejected by the user (the gates had rejected it: …)".
+    """
     with writer.lineage(cfg) as change:
         s = change.s
         g = _get(s, gen_id)
@@ -87,8 +140,10 @@ def reject(cfg: Config, gen_id: int) -> dict[str, Any]:
             raise UserError("G0 is the base model and cannot be rejected")
         was_active = active_gen(s) == gen_id
         heir, skipped = (_heir(s, g) if was_active else (None, []))
-        g.status, g.reason = "rejected", "rejected by the user"
+        said = gates_reason(g)
+        g.status, g.reason = "rejected", USER_REJECTED + (f"{GATES_HAD}{said})" if said else "")
         s.add(g)
+        set_meta(s, "last_approve", None)
         message = f"G{gen_id} rejected"
         if was_active:
             set_meta(s, "active_gen", heir.id)
@@ -140,6 +195,7 @@ def rollback(cfg: Config, gen_id: int | None = None) -> dict[str, Any]:
             s.add(t)
             set_meta(s, "active_gen", target)
             set_meta(s, "last_rollback", undo)
+            set_meta(s, "last_approve", None)
             message = _said(s, f"rolled back from G{current} to G{target}", current)
     return _result(cfg, message)
 
@@ -148,11 +204,7 @@ def undo_rollback(cfg: Config) -> dict[str, Any]:
     """Put the last rollback back exactly as it was, if nothing has moved the active pointer since."""
     with writer.lineage(cfg) as change:
         s = change.s
-        undo = get_meta(s, "last_rollback")
-        if not undo:
-            raise UserError("there is no rollback to undo")
-        if active_gen(s) != undo["to"]:
-            raise UserError(f"G{active_gen(s)} is active now, not G{undo['to']}: the rollback was already changed")
+        undo = _last(s, "last_rollback", "rollback", "to")
         back, there = s.get(Generation, undo["from"]), s.get(Generation, undo["to"])
         back.status, back.reason = undo["from_status"], undo["from_reason"]
         there.status, there.reason = undo["to_status"], undo["to_reason"]

@@ -90,3 +90,44 @@ def test_undo_refuses_after_the_pointer_moved(cfg):
     promotion.approve(cfg, 3)
     with pytest.raises(UserError, match="already changed"):
         promotion.undo_rollback(cfg)
+
+
+def test_reject_after_an_override_keeps_what_the_gates_said(cfg):
+    promotion.approve(cfg, 2)
+    assert status(cfg, 2).reason == "approved by the user over the gates (rejected for forgetting)"
+    promotion.reject(cfg, 2)
+    g = status(cfg, 2)
+    assert g.reason == "rejected by the user (the gates had rejected it: rejected for forgetting)"
+    promotion.approve(cfg, 2)  # the gates' words once, not nested in the user's earlier decisions
+    assert status(cfg, 2).reason == "approved by the user over the gates (rejected for forgetting)"
+    rows = cfg.ledger_csv.read_text().splitlines()
+    assert any("rejected for forgetting" in r for r in rows if r.startswith("2,"))
+
+
+def test_rejecting_a_generation_the_gates_passed_says_only_the_user_rejected_it(cfg):
+    promotion.approve(cfg, 3)
+    promotion.reject(cfg, 3)
+    assert status(cfg, 3).reason == "rejected by the user"
+
+
+def test_undo_puts_an_override_back_exactly(cfg):
+    before = status(cfg, 2)
+    promotion.approve(cfg, 2)
+    out = promotion.undo_approve(cfg)
+    assert out["active_gen"] == 1 and "G1 is active again" in out["message"]
+    g = status(cfg, 2)
+    assert (g.status, g.reason, g.override) == (before.status, before.reason, before.override)
+    with pytest.raises(UserError, match="no approval to undo"):
+        promotion.undo_approve(cfg)
+
+
+def test_undo_of_an_approval_refuses_once_the_pointer_moved(cfg):
+    promotion.approve(cfg, 2)
+    promotion.rollback(cfg, 1)  # a later decision: the approval's undo no longer applies
+    with pytest.raises(UserError, match="no approval to undo"):
+        promotion.undo_approve(cfg)
+    promotion.approve(cfg, 3)
+    promotion.approve(cfg, 2)
+    promotion.approve(cfg, 3)  # G2 approved then replaced: undo restores the last one only
+    out = promotion.undo_approve(cfg)
+    assert out["active_gen"] == 2

@@ -7,7 +7,9 @@ import pytest
 import loop.jobs.runner
 from loop.locks import is_held
 import tui.screens.main as main_screen
-from tuikit import settle, SIZE, make_app, noted, ready, select_gen, store, wait_for
+from textual.widgets import Static
+from tui.screens.override import OverrideScreen
+from tuikit import settle, SIZE, make_app, noted, ready, screen_text, select_gen, store, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -100,3 +102,41 @@ async def test_cancel_needs_a_second_press_and_stops_the_job(running_job):
         await pilot.press("x")
         await wait_for(pilot, lambda: not is_held(lock))
         await wait_for(pilot, lambda: noted(app, "asked G6 to stop"))
+
+
+async def ask_to_approve_g2(pilot, app) -> None:
+    """Select G2 (rejected for forgetting), wait for its detail (the gates), press approve: the dialog opens."""
+    await ready(pilot)
+    await select_gen(pilot, 2)
+    await wait_for(pilot, lambda: app.main.detail is not None and app.main.detail.gen.id == 2)
+    await pilot.press("a")
+    await wait_for(pilot, lambda: "Approve G2 over its gates?" in screen_text(app))
+
+
+async def test_approving_a_rejected_generation_asks_first_naming_the_failed_gates(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask_to_approve_g2(pilot, app)
+        assert isinstance(app.screen, OverrideScreen)
+        shown = [str(w.render()) for w in app.screen.query(Static)]
+        assert any(line.strip().startswith("✗ recall 0.71") for line in shown), shown  # the failed gate, by name
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: "Approve G2 over its gates?" not in screen_text(app))
+        await settle(pilot)  # had escape approved it, the request would be on record by now
+        assert "approve" not in app.asked and store(ws)[1] == 4
+
+
+async def test_an_override_is_offered_an_undo_that_puts_everything_back(ws):
+    before = store(ws)[0][2]
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ask_to_approve_g2(pilot, app)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: store(ws)[1] == 2)
+        assert store(ws)[0][2].override
+        await wait_for(pilot, lambda: noted(app, "G2 approved over its gates (G4 was active). Press u"))
+        await pilot.press("u")
+        await wait_for(pilot, lambda: store(ws)[1] == 4)
+        after = store(ws)[0][2]
+        assert (after.status, after.reason, after.override) == (before.status, before.reason, before.override)
+        await wait_for(pilot, lambda: noted(app, "undone: G4 is active again"))

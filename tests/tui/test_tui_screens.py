@@ -69,13 +69,13 @@ async def test_help_lists_every_key_and_the_palette_finds_them(ws):
                       "Help (?)", "Quit (q)"):
             assert label in names
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: "Undo rollback" in screen_text(app))
+        await wait_for(pilot, lambda: "Put back what the last rollback or override changed" in screen_text(app))
         shown = screen_text(app)
         app.screen.query_one("#help-box").scroll_end(animate=False)
         await wait_for(pilot, lambda: "escape closes this help" in screen_text(app))
         shown += screen_text(app)
-        for line in ("Roll back", "Undo rollback", "Good answer", "Bad answer", "Correct it", "Save correction",
-                     "[keys] table of config.toml"):
+        for line in ("Roll back", "Good answer", "Bad answer", "Correct it", "Save correction",
+                     "Approve over the gates", "[keys] table of config.toml"):
             assert line in shown
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is app.main)

@@ -20,9 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def approve(cfg: Config, gen_id: int) -> dict[str, Any]:
+    """Make a generation active; for an override, the result says which one was active before, for the undo."""
+    from loop.jobs import promotion  # noqa: PLC0415
+    from store.db import get_meta, session  # noqa: PLC0415
+
+    result = promotion.approve(cfg, gen_id)
+    with session(cfg.db_url) as s:
+        moved = get_meta(s, "last_approve") or {}  # written in the approval's own transaction
+    return result | {"from": moved.get("from") if moved.get("gen") == gen_id else None, "to": gen_id}
+
+
+def undo_approve(cfg: Config, from_gen: int, to_gen: int) -> dict[str, Any]:
+    """Put back an override: the generation rejected as before, the one active before it active again."""
     from loop.jobs import promotion  # noqa: PLC0415
 
-    return promotion.approve(cfg, gen_id)
+    return promotion.undo_approve(cfg) | {"from": from_gen, "to": to_gen}
 
 
 def reject(cfg: Config, gen_id: int) -> dict[str, Any]:

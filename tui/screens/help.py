@@ -63,11 +63,13 @@ def _bound_keys(app: App, b: Binding) -> str:
 def _binding_sets() -> list[tuple[str, list[Binding]]]:
     from tui.screens.answer import AnswerScreen  # noqa: PLC0415
     from tui.screens.main import MainScreen  # noqa: PLC0415
+    from tui.screens.override import OverrideScreen  # noqa: PLC0415
     from tui.screens.teach import TeachScreen  # noqa: PLC0415
     from tui.widgets.chat import ChatPane  # noqa: PLC0415
 
     return [("Ladder", MainScreen.BINDINGS), ("Chat (while typing in the chat)", ChatPane.BINDINGS),
-            ("Correction editor", AnswerScreen.BINDINGS), ("Practice and synth", TeachScreen.BINDINGS)]
+            ("Correction editor", AnswerScreen.BINDINGS), ("Practice and synth", TeachScreen.BINDINGS),
+            ("Approving over the gates", OverrideScreen.BINDINGS)]
 
 
 def help_sections(app: App) -> list[tuple[str, list[tuple[str, str, str]]]]:

@@ -30,8 +30,8 @@ class MainScreen(Screen):
         Binding("r", "reject", "Reject", id="reject", tooltip="Reject the selected generation"),
         Binding("b", "rollback", "Roll back", id="rollback",
                 tooltip="Make the active generation's parent active at once; undo follows for a few seconds"),
-        Binding("u", "undo", "Undo rollback", id="undo",
-                tooltip="Put back the generation the last rollback moved away from"),
+        Binding("u", "undo", "Undo", id="undo",
+                tooltip="Put back what the last rollback or override changed (offered for a few seconds after it)"),
         Binding("t", "train", "Train now", id="train",
                 tooltip="Start a generation on the records not trained on yet"),
         Binding("e", "evaluate", "Re-run evals", id="evaluate", tooltip="Run the selected generation's evals again"),
@@ -76,6 +76,7 @@ class MainScreen(Screen):
         self.selected: int | None = None
         self.page_offset = 0
         self.undo: tuple[int, int] | None = None
+        self.undo_kind = "rollback"
         self._undo_timer = None
         self._cancel_armed_at: float | None = None
 
@@ -232,8 +233,20 @@ class MainScreen(Screen):
         return row.id
 
     def action_approve(self) -> None:
-        if (gen := self._need_selection()) is not None:
-            self.post_message(EngineRequest("approve", (gen,)))
+        if (gen := self._need_selection()) is None:
+            return
+        row = self._selected_row()
+        gates = self.detail.gates if self.detail is not None and self.detail.gen.id == gen else ()
+        if row.status == "rejected" and (any(not c.passed for c in gates) or not row.reason.startswith("rejected by the user")):
+            from tui.screens.override import OverrideScreen  # noqa: PLC0415
+
+            def answered(go: bool | None) -> None:
+                if go:
+                    self.post_message(EngineRequest("approve", (gen,)))
+
+            self.app.push_screen(OverrideScreen(row, gates, UNDO_SECONDS), answered)
+            return
+        self.post_message(EngineRequest("approve", (gen,)))
 
     def action_reject(self) -> None:
         if (gen := self._need_selection()) is not None:
@@ -242,14 +255,18 @@ class MainScreen(Screen):
     def action_rollback(self) -> None:
         self.post_message(EngineRequest("rollback"))
 
-    def offer_undo(self, from_gen: int, to_gen: int, key: str) -> None:
-        self.undo = (from_gen, to_gen)
+    def offer_undo(self, from_gen: int, to_gen: int, key: str, kind: str = "rollback") -> None:
+        """For a few seconds, the undo key puts back a rollback (from_gen -> to_gen) or an override (to_gen approved
+        over its gates while from_gen was active)."""
+        self.undo, self.undo_kind = (from_gen, to_gen), kind
         if self._undo_timer is not None:
             self._undo_timer.stop()
         self._undo_timer = self.set_timer(UNDO_SECONDS, self.clear_undo)
         self.refresh_bindings()
-        self.notify(f"Rolled back from G{from_gen} to G{to_gen}. Press {key} within {UNDO_SECONDS:.0f} s to undo.",
-                    title="Rollback", timeout=UNDO_SECONDS, markup=False)
+        did = (f"Rolled back from G{from_gen} to G{to_gen}" if kind == "rollback" else
+               f"G{to_gen} approved over its gates (G{from_gen} was active)")
+        self.notify(f"{did}. Press {key} within {UNDO_SECONDS:.0f} s to undo.",
+                    title="Rollback" if kind == "rollback" else "Override", timeout=UNDO_SECONDS, markup=False)
 
     def clear_undo(self) -> None:
         self.undo = None
@@ -260,7 +277,8 @@ class MainScreen(Screen):
             return
         from_gen, to_gen = self.undo
         self.clear_undo()
-        self.post_message(EngineRequest("undo_rollback", (from_gen, to_gen)))
+        self.post_message(EngineRequest("undo_rollback" if self.undo_kind == "rollback" else "undo_approve",
+                                        (from_gen, to_gen)))
 
     def action_train(self) -> None:
         self.post_message(EngineRequest("train"))

@@ -11,7 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
 from tui.messages import GenerationSelected
-from tui.screens.model import Detail, GenRow, Ladder
+from tui.screens.model import Detail, GateCheck, GenRow, Ladder
 from tui.widgets.text import age, num, one_line, text
 
 # How each status looks: the rung glyph and the style of the row.
@@ -164,12 +164,7 @@ def render_detail(d: Detail) -> Group:
         lines.append(_row("config", text(" · ".join(f"{k} {v}" for k, v in d.settings), "dim")))
     gates = Text()
     for c in d.gates:
-        mark, mstyle = ("✓ ", "green") if c.passed else ("✗ ", "bold red")
-        n = {"recall": g.n_recall, "recall_vs_parent": g.n_recall, "generalization": g.n_generalization}.get(c.name)
-        value = "missing" if c.value is None else f"{c.value:.3g}" + (f" ({n})" if n is not None else "")
-        op = {">=": "≥", "<=": "≤"}.get(c.op, c.op)
-        gates.append_text(Text.assemble((mark, mstyle), text(c.name.replace("_", " ")), f" {value} ",
-                                        (f"{op} {c.threshold:.3g}", "dim"), "    "))
+        gates.append_text(Text.assemble(gate_text(c, g), "    "))
     lines.append(_row("gates", gates if d.gates else Text("no gate decision (the base model, or not evaluated yet)",
                                                           style="dim")))
     if d.stopped:
@@ -178,6 +173,15 @@ def render_detail(d: Detail) -> Group:
         lines.append(_row("stop", Text("not triggered: training goes on when karma reaches the threshold",
                                        style="dim")))
     return Group(*lines)
+
+
+def gate_text(c: GateCheck, g: GenRow) -> Text:
+    """One gate's decision: ✓/✗, its name, the value measured (with its item count) and the bar applied."""
+    mark, mstyle = ("✓ ", "green") if c.passed else ("✗ ", "bold red")
+    n = {"recall": g.n_recall, "recall_vs_parent": g.n_recall, "generalization": g.n_generalization}.get(c.name)
+    value = "missing" if c.value is None else f"{c.value:.3g}" + (f" ({n})" if n is not None else "")
+    op = {">=": "≥", "<=": "≤"}.get(c.op, c.op)
+    return Text.assemble((mark, mstyle), text(c.name.replace("_", " ")), f" {value} ", (f"{op} {c.threshold:.3g}", "dim"))
 
 
 def evals_line(d: Detail) -> Text:
