@@ -49,7 +49,7 @@ def test_options_work_before_the_command_too(ws):
 
 def test_approve_rejected_generation_is_recorded_as_override(ws):
     p = ladder("approve", "1", "--json", "--config", ws.path)
-    assert json.loads(p.stdout) | {"message": ""} == {"active_gen": 1, "active_sha": sha_of(1), "message": ""}
+    assert json.loads(p.stdout) | {"message": ""} == {"active_gen": 1, "active_sha": sha_of(1), "message": "", "override": True}
     ledger = ladder("ledger", "--json", "--config", ws.path)
     rows = {r["GEN_ID"]: r for r in json.loads(ledger.stdout)["rows"]}
     assert rows[1]["override"] == 1 and rows[1]["active"] == 1

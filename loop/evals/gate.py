@@ -14,13 +14,15 @@ class Check:
     op: str  # ">=", "<", or "ready" (the readiness report's verdict)
     threshold: float
     passed: bool
+    basis: str = ""  # where the threshold comes from: a config key, or the parent's value it was raised to
 
     def describe(self) -> str:
         shown = "missing" if self.value is None else f"{self.value:.3g}"
         verdict = "ok" if self.passed else "FAILED"
         if self.op == "ready":
             return f"readiness {verdict} (ladder readiness says why)"
-        return f"{self.name} {shown} (needs {self.op} {self.threshold:.3g}) {verdict}"
+        basis = f": {self.basis}" if self.basis else ""
+        return f"{self.name} {shown} (needs {self.op} {self.threshold:.3g}{basis}) {verdict}"
 
 
 @dataclass(frozen=True)
@@ -39,18 +41,21 @@ def decide(child: Mapping[str, Any], gates: Any, parent: Mapping[str, Any] | Non
     and style drift may be as high as the parent's without counting as drift.
     """
     recall = child.get("eval_recall")
-    checks = [_at_least("recall", recall, gates.recall_min)]
+    checks = [_at_least("recall", recall, gates.recall_min, "gates.recall_min")]
     parent = parent or {}
     if parent.get("recall_same") is not None:
         floor = round(parent["recall_same"] - gates.recall_margin, 6)
-        checks.append(_at_least("recall_vs_parent", recall, floor))
-    checks.append(_at_least("generalization", child.get("eval_generalization"), gates.generalization_min))
-    style_limit = gates.style_drift_max
-    if parent.get("eval_style_drift") is not None:
-        style_limit = max(style_limit, parent["eval_style_drift"] + 1)
-    checks.append(_below("style_drift", child.get("eval_style_drift"), style_limit))
+        checks.append(_at_least("recall_vs_parent", recall, floor,
+                                f"parent's {parent['recall_same']:.3g} - gates.recall_margin {gates.recall_margin:g}"))
+    checks.append(_at_least("generalization", child.get("eval_generalization"), gates.generalization_min,
+                            "gates.generalization_min"))
+    style_limit, basis = gates.style_drift_max, "gates.style_drift_max"
+    if parent.get("eval_style_drift") is not None and parent["eval_style_drift"] + 1 > style_limit:
+        style_limit = parent["eval_style_drift"] + 1
+        basis = f"parent's {parent['eval_style_drift']} + 1; gates.style_drift_max {gates.style_drift_max} is lower"
+    checks.append(_below("style_drift", child.get("eval_style_drift"), style_limit, basis))
     if getattr(gates, "kl_max", 0):
-        checks.append(_below("kl_drift", child.get("eval_kl"), gates.kl_max))
+        checks.append(_below("kl_drift", child.get("eval_kl"), gates.kl_max, "gates.kl_max"))
     if getattr(gates, "require_ready", False):
         report = child.get("readiness") or {}
         overall = (report.get("overall") or {}).get("rate")
@@ -66,12 +71,12 @@ def decide(child: Mapping[str, Any], gates: Any, parent: Mapping[str, Any] | Non
     return Decision(True, status, checks, reason)
 
 
-def _at_least(name: str, value: float | None, threshold: float) -> Check:
-    return Check(name, value, ">=", threshold, value is not None and value >= threshold)
+def _at_least(name: str, value: float | None, threshold: float, basis: str) -> Check:
+    return Check(name, value, ">=", threshold, value is not None and value >= threshold, basis)
 
 
-def _below(name: str, value: float | None, threshold: float) -> Check:
-    return Check(name, value, "<", threshold, value is not None and value < threshold)
+def _below(name: str, value: float | None, threshold: float, basis: str) -> Check:
+    return Check(name, value, "<", threshold, value is not None and value < threshold, basis)
 
 
 def stop_rule(history: Sequence[Mapping[str, Any]], rule: Any) -> str | None:

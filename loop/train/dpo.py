@@ -16,7 +16,7 @@ from typing import Any
 from loop.errors import UserError
 from loop.train.backends import load_model, lora_config
 from loop.train.examples import json_lines
-from loop.train.sft import Cancelled, _progress_callback, checkpointing
+from loop.train.sft import Cancelled, _progress_callback, checkpointing, loss_ends
 from loop.train.weights import save_atomically
 
 __all__ = ["Cancelled", "read_pairs", "train_dpo"]
@@ -140,8 +140,7 @@ def train_dpo(
 
     return {
         "steps": steps,
-        "loss_start": progress.losses[0] if progress.losses else None,
-        "loss_end": progress.losses[-1] if progress.losses else None,
+        **loss_ends(progress.losses),
         "margin_start": margins[0] if margins else None,
         "margin_end": margins[-1] if margins else None,
         "walltime_s": time.perf_counter() - t_start,

@@ -17,7 +17,7 @@ from typing import Any
 from loop.errors import UserError
 from loop.train.backends import load_model, lora_config
 from loop.train.examples import json_lines
-from loop.train.sft import Cancelled, _progress_callback, checkpointing
+from loop.train.sft import Cancelled, _progress_callback, checkpointing, loss_ends
 from loop.train.weights import save_atomically
 
 __all__ = ["Cancelled", "kto_classes", "read_rows", "train_kto"]
@@ -98,5 +98,4 @@ def train_kto(model_dir: Path, rows_path: Path, out_dir: Path, settings: dict,
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
     return {"steps": steps, "rows": len(rows), "undesirable": n_bad,
-            "loss_start": progress.losses[0] if progress.losses else None,
-            "loss_end": progress.losses[-1] if progress.losses else None, "walltime_s": time.perf_counter() - t_start}
+            **loss_ends(progress.losses), "walltime_s": time.perf_counter() - t_start}

@@ -22,6 +22,18 @@ class Cancelled(Exception):
     """should_stop() asked the run to stop; nothing was written to out_dir."""
 
 
+def loss_ends(losses: list[float]) -> dict[str, float | None]:
+    """The loss at the start and at the end of a run: the mean of its first and of its last tenth of logged steps.
+
+    One step's loss on one small batch swings with what that batch holds (a short conversation, a
+    long tool call), so a first and a last single step can even show a falling loss as rising.
+    """
+    if not losses:
+        return {"loss_start": None, "loss_end": None}
+    k = max(1, len(losses) // 10)
+    return {"loss_start": round(sum(losses[:k]) / k, 4), "loss_end": round(sum(losses[-k:]) / k, 4)}
+
+
 def _progress_callback(on_progress: Callable[[dict], None], should_stop: Callable[[], bool]):
     """A TrainerCallback that reports every optimizer step and asks the Trainer to stop when told to.
 
@@ -206,8 +218,7 @@ def train_lora(
 
     return {
         "steps": steps,
-        "loss_start": progress.losses[0] if progress.losses else None,
-        "loss_end": progress.losses[-1] if progress.losses else None,
+        **loss_ends(progress.losses),
         "walltime_s": time.perf_counter() - t_start,
         "train_s": progress.train_s,
         "train_cpu_s": progress.train_cpu_s,

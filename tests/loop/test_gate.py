@@ -59,11 +59,19 @@ def test_stop_rule_stays_quiet_while_learning_or_too_early():
 def test_recall_below_the_parent_by_more_than_the_margin_is_forgetting():
     d = decide(metrics(recall=0.92), GATES, {"recall_same": 1.0, "eval_style_drift": 1})
     assert not d.passed and d.reason.startswith("rejected for forgetting")
-    assert "recall_vs_parent 0.92 (needs >= 0.95)" in d.reason
+    assert "recall_vs_parent 0.92 (needs >= 0.95: parent's 1 - gates.recall_margin 0.05)" in d.reason
     assert decide(metrics(recall=0.96), GATES, {"recall_same": 1.0}).passed
 
 
 def test_a_child_no_more_corporate_than_its_parent_has_not_drifted():
     assert decide(metrics(style=5), GATES, {"eval_style_drift": 5}).passed
     d = decide(metrics(style=6), GATES, {"eval_style_drift": 5})
-    assert not d.passed and "style_drift 6 (needs < 6)" in d.reason
+    assert not d.passed and "style_drift 6 (needs < 6: parent's 5 + 1; gates.style_drift_max 2 is lower)" in d.reason
+
+
+def test_each_threshold_says_where_it_comes_from():
+    d = decide(metrics(recall=0.5, gen=0.1, style=9), GATES, {"eval_style_drift": 0})
+    assert [(c.name, c.basis) for c in d.checks] == [
+        ("recall", "gates.recall_min"), ("generalization", "gates.generalization_min"),
+        ("style_drift", "gates.style_drift_max")]  # a parent below the configured bar does not lower it
+    assert "(needs >= 0.9: gates.recall_min) FAILED" in d.reason

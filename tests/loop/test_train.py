@@ -259,3 +259,12 @@ def test_a_bf16_trained_adapter_merges_into_the_fp32_parent_without_rounding_it(
         assert torch.equal(merged[k], parent[k]), f"{k}: the parent's fp32 weights, not a bf16 round trip"
     rounded = trained.merge_and_unload().float().state_dict()
     assert not torch.equal(rounded["model.embed_tokens.weight"], parent["model.embed_tokens.weight"])
+
+
+def test_loss_start_and_end_are_the_means_of_the_first_and_last_tenth():
+    from loop.train.sft import loss_ends
+
+    losses = [3.0, 1.0] + [2.0] * 16 + [0.5, 1.5]  # 20 steps: a tenth is 2
+    assert loss_ends(losses) == {"loss_start": 2.0, "loss_end": 1.0}
+    assert loss_ends([1.6, 1.7]) == {"loss_start": 1.6, "loss_end": 1.7}
+    assert loss_ends([]) == {"loss_start": None, "loss_end": None}

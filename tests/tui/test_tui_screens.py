@@ -10,7 +10,7 @@ from sqlmodel import select
 from loop.config import load
 from store.db import session
 from store.tables import Generation
-from tuikit import settle, MARKUP, SIZE, make_app, ready, screen_text, select_gen, store, wait_for
+from tuikit import NOW, settle, MARKUP, SIZE, make_app, ready, screen_text, select_gen, store, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -121,3 +121,28 @@ async def test_the_ab_tab_compares_the_selected_generation_with_its_parent(ws):
         assert compared["n"] == 31 and compared["won"] + compared["lost"] + compared["same"] == 31
         assert compared["b_rate"] < compared["a_rate"]  # G5 failed every second item, G4 every third
         await wait_for(pilot, lambda: "G4  " in screen_text(app) and "G5  " in screen_text(app))  # side by side
+
+
+def test_a_gate_line_shows_the_bar_applied_and_where_a_raised_one_came_from():
+    from tui.screens.model import GateCheck, GenRow
+    from tui.widgets.ladder import gate_text
+
+    g = GenRow(id=3, parent_id=2, status="rejected", stage="done", created_at=NOW)
+    raised = GateCheck("style_drift", 6, "<", 6, False, "parent's 5 + 1; gates.style_drift_max 2 is lower")
+    assert gate_text(raised, g).plain == "✗ style drift 6 < 6 (parent's 5 + 1)"
+    configured = GateCheck("style_drift", 1, "<", 2, True, "gates.style_drift_max")
+    assert gate_text(configured, g).plain == "✓ style drift 1 < 2"
+
+
+async def test_g0s_detail_shows_no_training_it_never_had(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select_gen(pilot, 0)
+        await wait_for(pilot, lambda: app.main.detail is not None and app.main.detail.gen.id == 0)
+        await wait_for(pilot, lambda: "trained on nothing" in screen_text(app))
+        shown = screen_text(app)
+        for absent in ("data Δ", "dataset ", "· loss", "lr 0"):
+            assert absent not in shown, absent
+        await select_gen(pilot, 1)  # a child still shows all of it
+        await wait_for(pilot, lambda: "data Δ" in screen_text(app) and "loss 2.510 → 0.420" in screen_text(app))

@@ -70,6 +70,7 @@ class GateCheck:
     op: str
     threshold: float
     passed: bool
+    basis: str = ""  # where the threshold comes from (a config key, or the parent's value)
 
 
 @dataclass(frozen=True)

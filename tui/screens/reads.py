@@ -141,7 +141,7 @@ def _gates(text: str) -> tuple[GateCheck, ...]:
     for it in items if isinstance(items, list) else []:
         if isinstance(it, dict):
             out.append(GateCheck(str(it.get("name", "?")), it.get("value"), str(it.get("op", "")),
-                                 float(it.get("threshold") or 0.0), bool(it.get("passed"))))
+                                 float(it.get("threshold") or 0.0), bool(it.get("passed")), str(it.get("basis") or "")))
     return tuple(out)
 
 

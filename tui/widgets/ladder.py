@@ -144,24 +144,32 @@ def render_detail(d: Detail) -> Group:
                          ("  from " + ("the base model" if g.parent_id is None else f"G{g.parent_id}") + "  ", "dim"),
                          text(g.reason))
     lines: list[Text] = [head]
-    for label, value in (("parent", d.parent_sha), ("child", d.child_sha), ("data Δ", d.data_delta_sha),
-                         ("dataset", d.dataset_sha)):
+    base = g.parent_id is None  # G0 trained on nothing: no data hashes, data, settings or losses to show
+    for label, value in (("parent", d.parent_sha), ("child", d.child_sha)) + \
+            (() if base else (("data Δ", d.data_delta_sha), ("dataset", d.dataset_sha))):
         lines.append(_row(label, text(value or "–")))
-    data = _row("data", f"new {d.n_new} · replay {d.n_replay} · held out {d.n_holdout}")
-    if d.domains:
-        data.append("   domains ", style="dim")
-        data.append_text(text(" · ".join(f"{k} {n}" for k, n in d.domains)))
-    lines.append(data)
+    if base:
+        lines.append(_row("data", Text("none: the base model as converted, trained on nothing", style="dim")))
+    else:
+        data = _row("data", f"new {d.n_new} · replay {d.n_replay} · held out {d.n_holdout}")
+        if d.domains:
+            data.append("   domains ", style="dim")
+            data.append_text(text(" · ".join(f"{k} {n}" for k, n in d.domains)))
+        lines.append(data)
     if d.sources:
         sources = Text(" · ").join(Text.assemble(text(f), (f" {sp} {n}", "dim")) for f, sp, n in d.sources)
         lines.append(_row("sources", sources))
     lines.append(_row("evals", evals_line(d)))
     lines += readiness_lines(g.readiness)
     walltime = "–" if d.walltime_min is None else f"{d.walltime_min:.1f} min"
-    lines.append(_row("train", f"steps {g.steps} · lr {d.lr:g} · {walltime} · loss {num(g.loss_start)} → "
-                               f"{num(g.loss_end)}"))
-    if d.settings:
-        lines.append(_row("config", text(" · ".join(f"{k} {v}" for k, v in d.settings), "dim")))
+    if not base:
+        # loss: the mean of the first and of the last tenth of the steps (loop.train.sft.loss_ends)
+        lines.append(_row("train", f"steps {g.steps} · lr {d.lr:g} · {walltime} · loss {num(g.loss_start)} → "
+                                   f"{num(g.loss_end)}"))
+        if d.settings:
+            lines.append(_row("config", text(" · ".join(f"{k} {v}" for k, v in d.settings), "dim")))
+    else:
+        lines.append(_row("made", f"converted, exported and evaluated in {walltime}"))
     gates = Text()
     for c in d.gates:
         gates.append_text(Text.assemble(gate_text(c, g), "    "))
@@ -181,7 +189,10 @@ def gate_text(c: GateCheck, g: GenRow) -> Text:
     n = {"recall": g.n_recall, "recall_vs_parent": g.n_recall, "generalization": g.n_generalization}.get(c.name)
     value = "missing" if c.value is None else f"{c.value:.3g}" + (f" ({n})" if n is not None else "")
     op = {">=": "≥", "<=": "≤"}.get(c.op, c.op)
-    return Text.assemble((mark, mstyle), text(c.name.replace("_", " ")), f" {value} ", (f"{op} {c.threshold:.3g}", "dim"))
+    # A bar raised or set from the parent says so; one straight from the config is what the config says.
+    basis = f" ({c.basis.split(';')[0]})" if c.basis and not c.basis.startswith("gates.") else ""
+    return Text.assemble((mark, mstyle), text(c.name.replace("_", " ")), f" {value} ",
+                         (f"{op} {c.threshold:.3g}{basis}", "dim"))
 
 
 def evals_line(d: Detail) -> Text:
