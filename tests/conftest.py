@@ -15,9 +15,11 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _own_cache_folder(tmp_path_factory):
-    """The tests' G0 answers are kept in a folder of this run's, never in the user's ~/.cache."""
+def _own_user_folders(tmp_path_factory):
+    """The tests' G0 answers and app settings are kept in folders of this run's, never in the user's ~/.cache
+    and ~/.config."""
     os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
 
 
 @pytest.fixture(scope="session")

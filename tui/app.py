@@ -70,6 +70,20 @@ class LadderApp(ChatHandlers, App[int]):
     def get_default_screen(self) -> Screen:
         return self.main
 
+    def on_mount(self) -> None:
+        from tui import prefs  # noqa: PLC0415
+
+        theme = prefs.load().get("theme")
+        if isinstance(theme, str) and theme in self.available_themes:
+            self.theme = theme
+        self._theme_loaded = True
+
+    def watch_theme(self, theme: str) -> None:
+        if getattr(self, "_theme_loaded", False):  # the user's choice (palette: Theme), kept for the next start
+            from tui import prefs  # noqa: PLC0415
+
+            prefs.save(theme=theme)
+
     def on_ready(self) -> None:
         self.set_keymap(self.keymap)
         self.main.now = self.clock()
@@ -299,7 +313,8 @@ class LadderApp(ChatHandlers, App[int]):
                         "its own key", title="Keys", severity="warning", markup=False, timeout=15)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        # One Quit: ours ("Quit (q)") says that the loop and training go on; Textual's would be a second.
+        yield from (c for c in super().get_system_commands(screen) if c.title != "Quit")
         yield from command_palette(self, screen)
 
 

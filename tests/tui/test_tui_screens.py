@@ -146,3 +146,44 @@ async def test_g0s_detail_shows_no_training_it_never_had(ws):
             assert absent not in shown, absent
         await select_gen(pilot, 1)  # a child still shows all of it
         await wait_for(pilot, lambda: "data Δ" in screen_text(app) and "loss 2.510 → 0.420" in screen_text(app))
+
+
+async def test_the_palette_has_one_quit_and_the_chat_commands_wherever_the_focus_is(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert app.focused is not None and app.focused.id != "chat-input"
+        names = [c.title for c in app.get_system_commands(app.screen)]
+        assert [n for n in names if n.startswith("Quit")] == ["Quit (q)", "Quit and stop the loop (Q)"]
+        for label in ("Good answer (^g)", "Bad answer (^b)", "Correct it (^o)", "New chat (^l)",
+                      "Chat with selected (^t)"):
+            assert label in names, names
+        assert len(names) == len(set(names))
+
+
+async def test_ctrl_t_on_the_ladder_points_the_chat_at_the_selected_generation(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await select_gen(pilot, 1)
+        await pilot.press("ctrl+t")
+        chat = app.main.query_one("#chat")
+        await wait_for(pilot, lambda: chat.target is not None and chat.target.gen_id == 1 and chat.target.pinned)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: not chat.target.pinned and chat.target.gen_id == 4)
+
+
+async def test_the_theme_chosen_is_kept_for_the_next_start(ws, tmp_path, monkeypatch):
+    from tui import prefs
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # the other tests keep the default theme
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        other = next(t for t in app.available_themes if t != app.theme)
+        app.theme = other
+        await wait_for(pilot, lambda: prefs.load().get("theme") == other)
+    again = make_app(ws)
+    async with again.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        assert again.theme == other

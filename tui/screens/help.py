@@ -87,12 +87,18 @@ def key_display(app: App, binding_id: str) -> str:
 
 
 def command_palette(app: App, screen: Screen) -> Iterator[SystemCommand]:
-    """The bindings active on a screen as palette commands, so every key can also be found by name."""
-    for active in screen.active_bindings.values():
-        b = active.binding
-        if b.id and b.description and not b.system:
+    """The bindings active on a screen as palette commands, so every key can also be found by name; the chat's
+    commands too, wherever the focus is (they act on the chat pane)."""
+    from tui.widgets.chat import ChatPane  # noqa: PLC0415
+
+    seen = set()
+    found = [(a.binding, a.node) for a in screen.active_bindings.values()]
+    found += [(b, chat) for chat in screen.query(ChatPane) for b in chat.BINDINGS]
+    for b, node in found:
+        if b.id and b.description and not b.system and b.id not in seen:
+            seen.add(b.id)
             yield SystemCommand(f"{b.description} ({app.get_key_display(b)})", b.tooltip or b.description,
-                                partial(_run, app, b.action, active.node))
+                                partial(_run, app, b.action, node))
 
 
 def _run(app: App, action: str, node: Any) -> None:

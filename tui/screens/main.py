@@ -41,6 +41,8 @@ class MainScreen(Screen):
         Binding("p", "teach", "Practice", id="teach",
                 tooltip="Practice rounds and synthetic data: the plan, the teacher, the budget, what landed"),
         Binding("c", "focus_chat", "Chat", id="chat", tooltip="Type to the model in the chat pane"),
+        Binding("ctrl+t", "chat_pick", "Chat with selected", id="chat_pick", show=False,
+                tooltip="Chat: talk to the generation selected on the ladder; again to follow the active one"),
         Binding("question_mark", "app.help", "Help", id="help", tooltip="Every key and what it does"),
         Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit; the loop and a generation in training go on"),
         Binding("Q", "quit_stop", "Quit and stop the loop", id="quit_stop", show=False,
@@ -192,7 +194,10 @@ class MainScreen(Screen):
     def on_chat_pane_left(self, event: ChatPane.Left) -> None:
         self.action_tab(self.query_one(TabbedContent).active or "ladder")
 
-    def on_chat_pane_pick_asked(self, event: ChatPane.PickAsked) -> None:
+    def action_chat_pick(self) -> None:
+        self.on_chat_pane_pick_asked(None)
+
+    def on_chat_pane_pick_asked(self, event: ChatPane.PickAsked | None) -> None:
         chat = self.query_one(ChatPane)
         if chat.target is not None and chat.target.pinned and chat.target.gen_id == self.selected:
             active = self.ladder.active if self.ladder else None
