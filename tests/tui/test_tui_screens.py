@@ -187,3 +187,33 @@ async def test_the_theme_chosen_is_kept_for_the_next_start(ws, tmp_path, monkeyp
     async with again.run_test(size=SIZE) as pilot:
         await ready(pilot)
         assert again.theme == other
+
+
+async def test_the_chat_pane_hides_below_110_columns_and_a_key_shows_it(ws):
+    app = make_app(ws)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        chat = app.main.query_one("#chat")
+        await wait_for(pilot, lambda: not chat.display)
+        assert "? Help  q Quit" in screen_text(app).splitlines()[-1]  # never cut off at 80 columns
+        await pilot.press("h")
+        await wait_for(pilot, lambda: chat.display)
+        await pilot.press("h")
+        await wait_for(pilot, lambda: not chat.display)
+        await pilot.press("c")  # going to the chat shows it
+        await wait_for(pilot, lambda: chat.display and app.focused is not None and app.focused.id == "chat-input")
+        await pilot.press("escape", "h")
+        await wait_for(pilot, lambda: not chat.display and app.focused is not None and app.focused.id == "ladder-table")
+        await pilot.resize_terminal(150, 42)  # the user's choice holds whatever the width
+        await settle(pilot)
+        assert not chat.display
+
+
+async def test_the_chat_pane_shows_on_a_wide_terminal(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        chat = app.main.query_one("#chat")
+        await wait_for(pilot, lambda: chat.display)
+        await pilot.resize_terminal(90, 30)  # not chosen by the user: it follows the width
+        await wait_for(pilot, lambda: not chat.display)

@@ -79,3 +79,24 @@ def test_chat_after_an_answer(ws, snap_compare):
         await settled(until=answered)(pilot)
 
     assert snap_compare(make_app(ws), terminal_size=SIZE, run_before=ask)
+
+
+SMALL, LARGE = (80, 24), (200, 50)
+
+
+def test_ladder_screen_at_80x24(ws, snap_compare):
+    """The chat starts hidden, the ladder shows its deciding columns, the detail and the footer's Help and Quit."""
+    assert snap_compare(make_app(ws), terminal_size=SMALL, run_before=settled(gen=4))
+
+
+def test_metrics_screen_at_80x24(ws, snap_compare):
+    assert snap_compare(make_app(ws), terminal_size=SMALL, run_before=settled(
+        "2", until=lambda app: app.main.metrics is not None))
+
+
+def test_ladder_with_the_chat_shown_at_80x24(ws, snap_compare):
+    assert snap_compare(make_app(ws), terminal_size=SMALL, run_before=settled("h", gen=4))
+
+
+def test_ladder_screen_at_200x50(ws, snap_compare):
+    assert snap_compare(make_app(ws), terminal_size=LARGE, run_before=settled(gen=5))

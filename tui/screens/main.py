@@ -19,12 +19,16 @@ from tui.widgets.ladder import GenerationDetail, LadderTable
 from tui.widgets.status import StatusLine
 
 UNDO_SECONDS = 10.0
+CHAT_MIN_WIDTH = 110  # below this many columns the chat starts hidden: the ladder needs ~80 for its decisions
 CANCEL_CONFIRM_SECONDS = 3.0
 LADDER_PAGE = 100
 
 
 class MainScreen(Screen):
     BINDINGS = [
+        # Help and Quit first: a narrow terminal cuts the footer from the right.
+        Binding("question_mark", "app.help", "Help", id="help", tooltip="Every key and what it does"),
+        Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit; the loop and a generation in training go on"),
         Binding("a", "approve", "Approve", id="approve",
                 tooltip="Make the selected generation active (an override if the gates rejected it)"),
         Binding("r", "reject", "Reject", id="reject", tooltip="Reject the selected generation"),
@@ -41,10 +45,10 @@ class MainScreen(Screen):
         Binding("p", "teach", "Practice", id="teach",
                 tooltip="Practice rounds and synthetic data: the plan, the teacher, the budget, what landed"),
         Binding("c", "focus_chat", "Chat", id="chat", tooltip="Type to the model in the chat pane"),
+        Binding("h", "toggle_chat", "Hide/show chat", id="chat_toggle",
+                tooltip="Hide the chat pane to give the ladder the whole width, or show it again"),
         Binding("ctrl+t", "chat_pick", "Chat with selected", id="chat_pick", show=False,
                 tooltip="Chat: talk to the generation selected on the ladder; again to follow the active one"),
-        Binding("question_mark", "app.help", "Help", id="help", tooltip="Every key and what it does"),
-        Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit; the loop and a generation in training go on"),
         Binding("Q", "quit_stop", "Quit and stop the loop", id="quit_stop", show=False,
                 tooltip="Quit, and stop the loop (ladder run) watching this workspace; it cancels its training"),
         Binding("1", "tab('ladder')", "Ladder tab", id="tab_ladder", show=False, tooltip="The generations"),
@@ -79,6 +83,7 @@ class MainScreen(Screen):
         self.page_offset = 0
         self.undo: tuple[int, int] | None = None
         self.undo_kind = "rollback"
+        self.chat_choice: bool | None = None  # None: shown or hidden by the width (on_resize)
         self._undo_timer = None
         self._cancel_armed_at: float | None = None
 
@@ -312,7 +317,26 @@ class MainScreen(Screen):
         self.app.push_screen(TeachScreen(self.app.cfg))
 
     def action_focus_chat(self) -> None:
+        self._show_chat(True)
         self.query_one("#chat-input").focus()
+
+    def action_toggle_chat(self) -> None:
+        self._show_chat(not self.query_one(ChatPane).display)
+
+    def _show_chat(self, shown: bool, by_user: bool = True) -> None:
+        """Show or hide the chat pane; the user's choice holds until they change it, whatever the width."""
+        if by_user:
+            self.chat_choice = shown
+        chat = self.query_one(ChatPane)
+        if chat.display == shown:
+            return
+        if not shown and chat.has_focus_within:
+            self.query_one(LadderTable).focus()
+        chat.display = shown
+
+    def on_resize(self, event) -> None:
+        if self.chat_choice is None:  # not chosen yet: the chat shows where it leaves the ladder its columns
+            self._show_chat(event.size.width >= CHAT_MIN_WIDTH, by_user=False)
 
     def action_tab(self, tab: str) -> None:
         # Focus left in the old pane would pull the tabs back to it (TabPane.Focused), so drop it first.

@@ -25,7 +25,8 @@ LOOK = {
     "failed": ("!", "red dim"),
     "cancelled": ("·", "dim"),
 }
-COLUMNS = ("", "gen", "status", "age", "steps", "loss start → end", "recall (n)", "general. (n)", "drift", "ready",
+# What decides a generation first (a narrow terminal cuts from the right), then how it was made.
+COLUMNS = ("", "gen", "status", "recall (n)", "general. (n)", "drift", "ready", "age", "steps", "loss start → end",
            "parent", "reason")
 
 
@@ -44,8 +45,8 @@ def cells(g: GenRow, active_id: int | None, now: datetime) -> tuple[Text, ...]:
         shown += " (override)"
     return (
         Text(glyph, style=style), Text(f"G{g.id}", style=style), Text(shown, style=style),
-        Text(age(g.created_at, now)), Text(str(g.steps)), Text(loss), Text(with_n(g.recall, g.n_recall)),
-        Text(with_n(g.generalization, g.n_generalization)), Text(num(g.style_drift)), ready_cell(g),
+        Text(with_n(g.recall, g.n_recall)), Text(with_n(g.generalization, g.n_generalization)),
+        Text(num(g.style_drift)), ready_cell(g), Text(age(g.created_at, now)), Text(str(g.steps)), Text(loss),
         Text("–" if g.parent_id is None else f"G{g.parent_id}"), one_line(g.reason, 48, "dim"),
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, VerticalScroll
 from textual.reactive import reactive
 from textual.widgets import DataTable
 from textual_plotext import PlotextPlot
@@ -49,7 +49,7 @@ def draw(widget: PlotextPlot, title: str, lines: list[tuple[str, tuple[list[int]
     widget.refresh()
 
 
-class MetricsPane(Vertical):
+class MetricsPane(VerticalScroll):
     metrics: reactive[Metrics | None] = reactive(None)
 
     def __init__(self, metrics: Metrics | None = None, **kwargs) -> None:
