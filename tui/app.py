@@ -35,6 +35,7 @@ POLL_SECONDS = 0.5  # the ladder, the job and new events
 SLOW_SECONDS = 3.0  # the inbox and karma, re-read only when something there changed
 SLOW_FORCE_SECONDS = 30.0
 CHAT_MAX_TOKENS = 256
+TOAST_LINES = 3  # notices shown in one toast; the rest are counted
 TITLES = {"stop_loop": "Loop", "approve": "Approve", "reject": "Reject", "rollback": "Rollback", "undo_rollback": "Undo", "undo_approve": "Undo", "train": "Train",
           "evaluate": "Evals", "cancel": "Cancel", "ingest": "Inbox", "feedback": "Feedback", "chat": "Chat", "poll": "Store",
           "watch": "Inbox"}
@@ -150,7 +151,7 @@ class LadderApp(ChatHandlers, App[int]):
         for e in read.events:
             if self._training is not None:
                 self._training.feed(e)
-            self._tell(e)
+        self._tell(read.events)
         if job is not None and self._training is not None:
             self._training.status, self._training.stage = job.status, job.stage
         self._job_alive = bool(job and job.alive)
@@ -162,12 +163,19 @@ class LadderApp(ChatHandlers, App[int]):
             if active_tab in ("metrics", "confidence"):
                 self.post_message(m.ReadRequest(active_tab, main.selected))
 
-    def _tell(self, e) -> None:
-        """Engine notices become notifications; progress and stages show on the screen instead."""
-        severity = {"error": "error", "warning": "warning", "done": "information"}.get(e.kind)
-        if severity and e.message:
-            title = f"G{e.gen_id}" if e.gen_id is not None else "Inbox"
-            self.notify(e.message, title=title, severity=severity, markup=False, timeout=10)
+    def _tell(self, events) -> None:
+        """Engine notices become notifications, one per kind and source for what arrived together (a drop of
+        three files is one toast, not three); progress and stages show on the screen instead."""
+        said: dict[tuple[str, str], list[str]] = {}
+        for e in events:
+            severity = {"error": "error", "warning": "warning", "done": "information"}.get(e.kind)
+            if severity and e.message:
+                said.setdefault((severity, f"G{e.gen_id}" if e.gen_id is not None else "Inbox"), []).append(e.message)
+        for (severity, title), messages in said.items():
+            shown = "\n".join(messages[:TOAST_LINES])
+            if len(messages) > TOAST_LINES:
+                shown += f"\n… and {len(messages) - TOAST_LINES} more" + (" (the Inbox tab lists them)" if title == "Inbox" else "")
+            self.notify(shown, title=title, severity=severity, markup=False, timeout=10)
 
     def _poll_slow(self, force: bool = False) -> None:
         if self._slow_busy:

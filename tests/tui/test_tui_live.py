@@ -70,3 +70,17 @@ async def test_a_decision_made_elsewhere_shows_without_a_restart(ws):
         promotion.approve(ws, 5)  # as another window or 'ladder approve 5' would
         await wait_for(pilot, lambda: app.main.ladder.active_id == 5)
         await wait_for(pilot, lambda: "active G5" in screen_text(app))
+
+
+async def test_notices_that_arrive_together_are_one_toast(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        before = len(app.notes)
+        with session(ws.db_url) as s:  # one commit, as one ingest of a dropped folder writes them
+            for n in range(5):
+                s.add(Event(kind="warning", message=f"inbox/bad-{n}.json: quarantined: not valid JSON"))
+        await wait_for(pilot, lambda: noted(app, "… and 2 more (the Inbox tab lists them)", "warning"))
+        toasts = [msg for msg, _ in app.notes[before:] if "quarantined" in msg]
+        assert len(toasts) == 1 and toasts[0].count("\n") == 3
+        assert "bad-0.json" in toasts[0] and "bad-2.json" in toasts[0] and "bad-4.json" not in toasts[0]
