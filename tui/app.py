@@ -57,7 +57,7 @@ class LadderApp(ChatHandlers, App[int]):
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self.poll_seconds, self.chat_max_tokens = poll_seconds, chat_max_tokens
         self.keymap = keymap_of(cfg.data)
-        self.main = MainScreen(cfg.root.name)
+        self.main = MainScreen(cfg.root.name, cfg.models_dir / "chats")
         self._sig: tuple | None = None
         self._after_event: int | None = None
         self._offset = 0

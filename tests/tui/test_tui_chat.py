@@ -15,7 +15,7 @@ from sqlmodel import select
 from loop.config import load
 from store.db import session
 from store.tables import Conversation, Generation
-from tuikit import SIZE, FakeRunner, make_app, noted, ready, select_gen, store, wait_for
+from tuikit import SIZE, FakeRunner, make_app, noted, ready, select_gen, settle, store, wait_for
 
 pytestmark = pytest.mark.anyio
 
@@ -196,3 +196,47 @@ async def test_a_gguf_changed_since_the_ledger_is_refused_by_the_chat(ws):
         await pilot.press("c", *"hi", "enter")
         await wait_for(pilot, lambda: noted(app, "G4's GGUF (models/gen-0004/model.f16.gguf) no longer matches", "error"))
         assert FakeRunner.loaded == [] or str(gguf) not in FakeRunner.loaded
+
+
+async def test_the_conversation_with_each_generation_is_kept_across_restarts(ws):
+    app = make_app(ws)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await ask(pilot, "first question to G4")
+        await pilot.press("ctrl+g")  # marked good: the mark is kept with it
+        await wait_for(pilot, lambda: app.main.query_one("#chat").exchanges[-1].mark == "good")
+        await pilot.press("escape")
+        await select_gen(pilot, 1)
+        await pilot.press("ctrl+t")  # to G1: its own (empty) conversation
+        chat = app.main.query_one("#chat")
+        await wait_for(pilot, lambda: chat.target.gen_id == 1 and not chat.exchanges)
+        await ask(pilot, "a question to G1")
+    again = make_app(ws)
+    async with again.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        chat = again.main.query_one("#chat")
+        await wait_for(pilot, lambda: chat.target is not None and chat.target.gen_id == 4 and chat.exchanges)
+        (ex,) = chat.exchanges
+        assert ex.prompt == "first question to G4" and ex.answer.strip() == FakeRunner.answer and ex.mark == "good"
+        assert "first question to G4" in str(chat.query(".user").first().render())
+        await ask(pilot, "and a follow-up")  # the kept conversation is the context of the next question
+        assert [m["content"] for m in chat.exchanges[-1].history][0] == "first question to G4"
+        await pilot.press("ctrl+l")  # a new chat: the next start shows none of it
+        await wait_for(pilot, lambda: not chat.exchanges)
+    third = make_app(ws)
+    async with third.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        chat = third.main.query_one("#chat")
+        await wait_for(pilot, lambda: chat.target is not None and chat.target.gen_id == 4)
+        await settle(pilot)  # had a conversation been loaded, it would be on screen by now
+        assert not chat.exchanges
+
+
+def test_a_kept_conversation_skips_a_line_cut_short(tmp_path):
+    from tui import chat_history
+
+    chat_history.append(tmp_path, 3, {"prompt": "q", "answer": "a", "raw": False, "history": []})
+    with chat_history.path(tmp_path, 3).open("a", encoding="utf-8") as f:
+        f.write('{"prompt": "cut')  # a crash in the middle of a write
+    assert [r["prompt"] for r in chat_history.load(tmp_path, 3)] == ["q"]
+    assert chat_history.load(tmp_path, 4) == []

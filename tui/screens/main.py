@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
+from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -76,9 +77,10 @@ class MainScreen(Screen):
     metrics: reactive[Metrics | None] = reactive(None)
     now: reactive[datetime | None] = reactive(None)
 
-    def __init__(self, workspace: str) -> None:
+    def __init__(self, workspace: str, chats_dir: Path | None = None) -> None:
         super().__init__()
         self.workspace = workspace
+        self.chats_dir = chats_dir
         self.selected: int | None = None
         self.page_offset = 0
         self.undo: tuple[int, int] | None = None
@@ -100,7 +102,7 @@ class MainScreen(Screen):
                 yield TabPane("Inbox", id="inbox")
                 yield TabPane("Training", id="training")
                 yield TabPane("A/B", id="compare")
-            yield ChatPane(id="chat")
+            yield ChatPane(history_dir=self.chats_dir, id="chat")
         yield Footer()
 
     def on_mount(self) -> None:

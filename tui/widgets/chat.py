@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -13,6 +14,7 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Static
 
+from tui import chat_history
 from tui.widgets.text import text
 
 HISTORY_EXCHANGES = 6  # earlier exchanges sent along, so the context window is not outgrown
@@ -90,10 +92,12 @@ class ChatPane(Vertical):
     class Left(Message):
         pass
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, history_dir: Path | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.exchanges: list[Exchange] = []
         self._answer: Static | None = None
+        self.history_dir = history_dir  # where each generation's conversation is kept (tui.chat_history)
+        self._shown_gen: int | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("", id="chat-title")
@@ -105,6 +109,28 @@ class ChatPane(Vertical):
 
     def watch_target(self) -> None:
         self._title()
+        gen = self.target.gen_id if self.target is not None else None
+        if gen != self._shown_gen and not self.busy:
+            self._show_conversation(gen)
+
+    def _show_conversation(self, gen: int | None) -> None:
+        """Show the conversation kept for this generation (empty for a new one), as it was left."""
+        self._shown_gen = gen
+        self.exchanges.clear()
+        self._answer = None
+        logs = list(self.query("#chat-log"))
+        for log in logs:
+            log.remove_children()
+        if gen is None:
+            return
+        for rec in chat_history.load(self.history_dir, gen):
+            ex = Exchange(rec["prompt"], gen, rec["raw"], rec["history"], rec["answer"], True, rec["mark"])
+            self.exchanges.append(ex)
+            for log in logs:
+                log.mount(Static(Text.assemble(("you  ", "bold"), text(ex.prompt)), classes="turn user"))
+                log.mount(Static(self._answer_text(ex), classes="turn model"))
+        for log in logs:
+            log.scroll_end(animate=False)
 
     def watch_raw(self) -> None:
         self._title()
@@ -131,7 +157,7 @@ class ChatPane(Vertical):
         history: list[dict[str, str]] = []
         if not self.raw:
             for ex in self.exchanges[-HISTORY_EXCHANGES:]:
-                if ex.done and not ex.raw and ex.answer:
+                if ex.done and not ex.raw and ex.answer and ex.gen_id == self.target.gen_id:
                     history += ex.messages()[-2:]
         ex = Exchange(prompt, self.target.gen_id, self.raw, history)
         self.exchanges.append(ex)
@@ -159,6 +185,9 @@ class ChatPane(Vertical):
             return
         ex = self.exchanges[-1]
         ex.done = error is None
+        if ex.done and ex.answer:
+            chat_history.append(self.history_dir, ex.gen_id, {"prompt": ex.prompt, "answer": ex.answer, "raw": ex.raw,
+                                                              "history": ex.history})
         if self._answer is not None:
             body = self._answer_text(ex)
             if stopped:
@@ -170,6 +199,9 @@ class ChatPane(Vertical):
     def marked(self, index: int, kind: str) -> None:
         if 0 <= index < len(self.exchanges):
             self.exchanges[index].mark = kind
+            if self.exchanges[index].done:  # its place among the exchanges kept (failed ones are not)
+                kept = sum(1 for e in self.exchanges[:index] if e.done and e.answer)
+                chat_history.append(self.history_dir, self.exchanges[index].gen_id, {"mark": kind, "index": kept})
             turns = self.query(".model")
             if index < len(turns):
                 turns[index].update(self._answer_text(self.exchanges[index]))
@@ -232,6 +264,8 @@ class ChatPane(Vertical):
     def action_clear(self) -> None:
         if self.busy:
             self.post_message(self.StopAsked())
+        if self._shown_gen is not None and self.exchanges:
+            chat_history.append(self.history_dir, self._shown_gen, {"new": True})
         self.exchanges.clear()
         self._answer = None
         self.query_one("#chat-log", VerticalScroll).remove_children()
