@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -58,13 +59,20 @@ class ConfidencePane(Vertical):
         if c is None or not self.query(DataTable):
             return
         table = self.query_one(DataTable)
-        table.clear(columns=True)  # fresh columns, so the header is measured with the rows
-        table.add_columns("scenario", "in the data", "", "stated", "", "max gap", "prompt")
+        rows = []
         for s in c.asked + c.in_data:
             stated = trajectory(s.stated) if s.stated is not None else "not asked yet"
-            table.add_row(one_line(s.key, 28), Text(trajectory(s.expected)), Text(spark(s.expected), "cyan"),
-                          Text(stated, "" if s.stated is not None else "dim"), Text(spark(s.stated), "yellow"),
-                          Text(gap(s.expected, s.stated)), one_line(s.prompt, 60, "dim"))
+            rows.append((one_line(s.key, 28), Text(trajectory(s.expected)), Text(spark(s.expected), "cyan"),
+                         Text(stated, "" if s.stated is not None else "dim"), Text(spark(s.stated), "yellow"),
+                         Text(gap(s.expected, s.stated)), one_line(s.prompt, 60, "dim")))
+        # Fresh columns sized from this generation's cells: left to the table, widths measured on a later
+        # idle could stay at the headers' when the rows arrived while the pane was being laid out.
+        table.clear(columns=True)
+        labels = ("scenario", "in the data", "", "stated", "", "max gap", "prompt")
+        for i, label in enumerate(labels):
+            table.add_column(label, width=max([cell_len(label)] + [r[i].cell_len for r in rows]))
+        for row in rows:
+            table.add_row(*row)
         note = self.query_one("#confidence-note", Static)
         if c.asked:
             note.update(Text.assemble((f"G{c.gen_id}", "bold"), f": {len(c.asked)} scenario(s) asked; the data has "
