@@ -37,6 +37,7 @@ class Mix:
 class Choice:
     rows: list[Any]  # the records to train on, in input order; an over-sampled record appears more than once
     deferred: list[Any]  # left for a later generation
+    cap: float = 1.0
 
     def summary(self) -> dict[str, Any]:
         unique = {id(r): r for r in self.rows}.values()
@@ -44,11 +45,26 @@ class Choice:
         def by(attr: str, items: Any) -> dict[str, int]:
             return dict(sorted(Counter(getattr(r, attr) for r in items).items()))
 
+        rows_by_domain, records_by_domain = by("domain", self.rows), by("domain", unique)
         return {"rows": len(self.rows), "records": len(unique), "deferred": len(self.deferred),
-                "rows_by_source": by("source_format", self.rows), "rows_by_domain": by("domain", self.rows),
-                "rows_by_stage": by("stage", self.rows),
+                "rows_by_source": by("source_format", self.rows), "rows_by_domain": rows_by_domain,
+                "records_by_domain": records_by_domain, "rows_by_stage": by("stage", self.rows),
                 "deferred_by_source": by("source_format", self.deferred),
-                "deferred_by_domain": by("domain", self.deferred)}
+                "deferred_by_domain": by("domain", self.deferred), "domain_note": self.note()}
+
+    def note(self) -> str:
+        """What the domain cap did, in words: which domains it repeated to balance, which it held back."""
+        if self.cap >= 1:
+            return ""
+        rows = Counter(r.domain for r in self.rows)
+        records = Counter(r.domain for r in {id(r): r for r in self.rows}.values())
+        deferred = Counter(r.domain for r in self.deferred)
+        parts = [f"{d} repeated to {rows[d]} rows from {records[d]} records" for d in sorted(rows)
+                 if rows[d] > records[d]]
+        parts += [f"{n} {d} record(s) wait for a later generation" for d, n in sorted(deferred.items())]
+        if not parts:
+            return ""
+        return f"mix.domain_cap {self.cap:g} (no domain above {self.cap:.0%} of the new rows): " + "; ".join(parts)
 
 
 def settings(cfg: Config) -> Mix:
@@ -80,11 +96,12 @@ def choose(records: Sequence[Item], mix: Mix, seed: int = 0) -> Choice:
         room = mix.total - sum(map(len, fixed.values()))
         picked = fixed | _trim(free, room) if room >= 0 else _trim(picked, mix.total)
     rows = [pair for pairs in picked.values() for pair in pairs]
-    rows = _cap_domains(rows, mix.domain_cap, rank)
+    fixed = {source for source, value in mix.sources.items() if value != 1}  # their share or count stands
+    rows = _cap_domains(_balance_domains(rows, mix.domain_cap, mix.max_repeat, rank, fixed), mix.domain_cap, rank)
     kept = {id(r) for _, r in rows}
     order = {id(r): i for i, r in enumerate(records)}
     return Choice(rows=[r for _, r in sorted(rows, key=lambda p: (order[id(p[1])], p[0]))],
-                  deferred=[r for r in records if id(r) not in kept])
+                  deferred=[r for r in records if id(r) not in kept], cap=mix.domain_cap)
 
 
 def _preferred(records: Sequence[Any], seed: int) -> list[Any]:
@@ -105,6 +122,42 @@ def _trim(picked: dict[str, list[tuple[int, Any]]], total: int) -> dict[str, lis
     for s in sorted(exact, key=lambda s: (keep[s] - exact[s], s))[: total - sum(keep.values())]:
         keep[s] += 1
     return {s: p[: keep[s]] for s, p in picked.items()}
+
+
+def _balance_domains(rows: list[tuple[int, Any]], cap: float, max_repeat: int, rank: dict[int, int],
+                     fixed: set[str]) -> list[tuple[int, Any]]:
+    """Repeat the smaller domains' records (best first, at most max_repeat copies each) until the largest
+    domain is within the cap: a batch mostly about one thing trains on all of it, balanced, instead of
+    leaving most of it for later behind the next batch of the same thing. What repetition cannot
+    balance, _cap_domains then defers. Records of a source given its own share or count are not repeated."""
+    by_domain: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+    for pair in rows:
+        by_domain[pair[1].domain].append(pair)
+    if len(by_domain) < 2 or cap >= 1 or max_repeat <= 1:
+        return rows
+    cap = max(cap, 1 / len(by_domain))
+    largest = max(by_domain, key=lambda d: (len(by_domain[d]), d))
+    top = len(by_domain[largest])
+    others = sum(len(g) for d, g in by_domain.items() if d != largest)
+    need = math.ceil(top * (1 - cap) / cap - 1e-9)  # rows the others must fill for the largest to be at the cap
+    if others >= need:
+        return rows
+    out = list(rows)
+    for d, group in sorted(by_domain.items()):
+        if d == largest:
+            continue
+        uniques = sorted({id(r): r for _, r in group if r.source_format not in fixed}.values(), key=lambda r: rank[id(r)])
+        if not uniques:
+            continue
+        copies = Counter(id(r) for _, r in group)
+        target = min(math.ceil(len(group) * need / others), len(uniques) * max_repeat)
+        for i in range(max(0, target - len(group))):
+            r = uniques[i % len(uniques)]
+            if copies[id(r)] >= max_repeat:
+                continue
+            out.append((copies[id(r)], r))
+            copies[id(r)] += 1
+    return out
 
 
 def _cap_domains(rows: list[tuple[int, Any]], cap: float, rank: dict[int, int]) -> list[tuple[int, Any]]:

@@ -94,6 +94,8 @@ def _write_job(cfg: Config, s: Session, plan: dataset.Plan, gen_id: int, parent_
     if rows:
         s.flush()
         s.connection().execute(insert(Membership.__table__), rows)
+    if note := plan.summary["mix"].get("domain_note"):  # shown in the app's Training tab and 'ladder status' events
+        s.add(Event(gen_id=gen_id, kind="info", message=f"G{gen_id}: {note}"))
     waiting.attempted(s, gen_id, cfg.data)
     if get_meta(s, "stopped"):
         set_meta(s, "stopped", None)  # a user who trains by hand has read the stop rule's reason

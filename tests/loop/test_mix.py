@@ -74,6 +74,23 @@ def test_the_domain_cap_keeps_any_domain_from_saturating():
     assert Counter(r.domain for r in even.rows) == {"a": 10, "b": 10}
 
 
+def test_the_domain_cap_balances_by_repeating_the_smaller_domains_before_it_defers_anything():
+    records = recs(50, "openai", domain="ops") + recs(11, "openai", domain="general")
+    choice = mix.choose(records, mix.Mix(domain_cap=0.5, max_repeat=10))
+    assert not choice.deferred  # the batch mostly about one thing trains on all of it
+    rows = Counter(r.domain for r in choice.rows)
+    assert rows == {"ops": 50, "general": 50} and max(Counter(id(r) for r in choice.rows).values()) <= 10
+    assert "general repeated to 50 rows from 11 records" in choice.note()
+    # what repetition cannot balance waits, and the note says which and how many
+    few = mix.choose(recs(70, "openai", domain="ops") + recs(10, "openai", domain="data"),
+                     mix.Mix(domain_cap=0.5, max_repeat=3))
+    assert Counter(r.domain for r in few.rows) == {"ops": 30, "data": 30}
+    assert Counter(r.domain for r in few.deferred) == {"ops": 40}
+    assert "40 ops record(s) wait for a later generation" in few.note()
+    assert mix.choose(recs(30, "openai", domain="a") + recs(10, "openai", domain="b"),
+                      mix.Mix(domain_cap=0.2, max_repeat=10)).deferred == []  # the even split, by repetition
+
+
 def test_the_same_data_always_mixes_the_same_way():
     records = recs(50, "openai", domain="ops") + recs(10, "claude", domain="code")
     first = mix.choose(records, mix.Mix(domain_cap=0.6, sources={"openai": 0.5}), seed=3)
@@ -127,10 +144,10 @@ def test_the_plan_takes_the_mix_defers_the_rest_and_keeps_replay_holdout_and_cur
     m = plan.summary["mix"]
     held = set(plan.holdout_ids)
     assert held and plan.summary["replay"] == 5
-    assert m["rows_by_domain"]["ops"] <= m["rows"] / 2 and m["deferred_by_domain"].get("ops", 0) > 0
+    assert m["rows_by_domain"]["ops"] <= m["rows"] / 2 and m["deferred"] == 0  # code repeated (max_repeat 10)
+    assert m["rows_by_domain"]["code"] > m["records_by_domain"]["code"] and "code repeated" in m["domain_note"]
     assert m["rows_by_source"]["correction"] == 4 - 2 * sum(1 for i in held if 57 <= i <= 58)  # 2 records x 2
-    deferred = {c for c in range(21, 61)} - held - set(plan.new_train_ids)
-    assert len(deferred) == m["deferred"] and not deferred & set(plan.new_train_ids)
+    assert not {c for c in range(21, 61)} - held - set(plan.new_train_ids)  # nothing waits
     stages = [r["_stage"] for r in plan.train_rows]
     assert stages == sorted(stages, key=["manual", "conversations"].index)  # manual first, never shuffled in
     sources = [r["_source"] for r in plan.train_rows if r["_stage"] == "conversations"]
@@ -146,10 +163,11 @@ def test_ladder_dataset_dry_run_shows_the_mix_per_source_domain_and_stage(tmp_pa
     out = json.loads(capsys.readouterr().out)
     assert out["parent"] == 0 and out["replay"] == 5 and out["curriculum"][0] == "fundamentals"
     assert set(out["by_source"]) == {"openai", "claude", "correction", "document"}
-    assert out["by_domain"]["ops"]["deferred"] > 0
+    assert out["by_domain"]["ops"]["deferred"] == 0 and out["by_domain"]["code"]["rows"] > out["by_domain"]["code"]["records"]
+    assert "code repeated" in out["domain_note"]
     assert list(out["by_stage"]) == ["manual", "conversations"] and out["by_stage"]["conversations"]["replay"] == 5
     assert main(["--config", str(cfg.path), "dataset"]) == 0
     text = capsys.readouterr().out
-    assert "deferred to a later generation" in text and "by stage (in order)" in text
+    assert "deferred to a later generation" in text and "by stage (in order)" in text and "code repeated" in text
     with session(cfg.db_url) as s:  # a dry run takes nothing
         assert pending_count(s) == 40

@@ -73,8 +73,10 @@ def dataset(args: Namespace) -> dict[str, Any]:
               "replay": plan.summary["replay"], "holdout": plan.summary["holdout"],
               "skipped_low_quality": plan.skipped_low_quality, "curriculum": list(cfg.dataset.curriculum),
               "by_source": _pair(m["rows_by_source"], m["deferred_by_source"]),
-              "by_domain": _pair(m["rows_by_domain"], m["deferred_by_domain"]), "by_stage": stages,
-              "self_replay_planned": plan.summary["self_replay_planned"]}
+              "by_domain": {k: v | {"records": m["records_by_domain"].get(k, 0)}
+                            for k, v in _pair(m["rows_by_domain"], m["deferred_by_domain"]).items()},
+              "by_stage": stages,
+              "self_replay_planned": plan.summary["self_replay_planned"], "domain_note": m["domain_note"]}
     emit(args, f"next generation (parent {'G' + str(parent) if parent is not None else 'none yet'}): "
                f"{m['rows']} new row(s) from {m['records']} record(s), {m['deferred']} deferred to a later "
                f"generation, {result['replay']} replay, {result['holdout']} held out, "
@@ -83,6 +85,8 @@ def dataset(args: Namespace) -> dict[str, Any]:
         emit(args, f"  {'by ' + title:<22} {'rows':>6} {'deferred':>9}")
         for name, n in table.items():
             emit(args, f"    {name:<20} {n['rows']:>6} {n['deferred']:>9}")
+    if m["domain_note"]:
+        emit(args, f"  {m['domain_note']}")
     emit(args, f"  {'by stage (in order)':<22} {'new':>6} {'replay':>9}")
     for name, n in stages.items():
         emit(args, f"    {name:<20} {n['new']:>6} {n['replay']:>9}")
