@@ -1,6 +1,9 @@
 """Run one micro-generation on the embedded model and print where the time goes.
 
-    .venv/bin/python bench/bench_generation.py [--steps 30] [--workspace DIR]
+    .venv/bin/python bench/bench_generation.py [--steps N] [--workspace DIR]
+
+--steps defaults to the config's train.steps (60), so the figures are those of one generation of
+the demo inbox as `ladder demo` trains it.
 
 Stages: ingest, dataset, train (s/step, tokens/s), merge+save, export, eval, gate, total;
 then the same training steps as a bare PyTorch loop on the same model, data and batch,
@@ -75,7 +78,7 @@ def parameters(folder: Path) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--steps", type=int, default=None, help="training steps (default: the config's train.steps)")
     ap.add_argument("--workspace", type=Path, help="a workspace holding only G0, made there on the first run and "
                                                     "copied for each later one (init is then not timed)")
     args = ap.parse_args()
@@ -111,7 +114,7 @@ def main() -> None:
 
     from bench.minimal_loop import minimal_loop  # noqa: PLC0415 - imports torch
 
-    settings = dict(cfg.data["train"]) | {"steps": args.steps}
+    settings = dict(cfg.data["train"]) | {"steps": train["steps"]}
     base = minimal_loop(artifacts.weights_dir(cfg, 0), job_dir / "dataset.jsonl", settings)
 
     rows = [
@@ -136,6 +139,9 @@ def main() -> None:
     print(f"{'stage':<30}{'seconds':>10}  note")
     for name, secs, note in rows:
         print(f"{name:<30}{secs:>10.1f}  {note}")
+    total = job_s + dataset_s + ingest_s
+    print(f"\ngeneration, ingest to decision: {total:.1f} s (target 150 s); everything but the train loop "
+          f"{total - train['train_s']:.1f} s = {(total - train['train_s']) / total:.0%} of it (target 20 %)")
     product = train["train_s"] / train["steps"]
     peak = matmul_peak_gflops()
     params = parameters(artifacts.weights_dir(cfg, 0))
