@@ -6,7 +6,7 @@ import pytest
 
 import loop.jobs.runner
 from loop.locks import is_held
-import tui.screens.main as main_screen
+import tui.screens.decisions as decisions
 from textual.widgets import Static
 from tui.screens.override import OverrideScreen
 from tuikit import settle, SIZE, make_app, noted, ready, screen_text, select_gen, store, wait_for
@@ -57,7 +57,7 @@ async def test_rollback_is_one_key_and_undo_puts_it_back(ws):
 
 
 async def test_undo_is_offered_only_for_a_short_while(ws, monkeypatch):
-    monkeypatch.setattr(main_screen, "UNDO_SECONDS", 0.5)
+    monkeypatch.setattr(decisions, "UNDO_SECONDS", 0.5)
     app = make_app(ws)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
