@@ -31,7 +31,7 @@ def loss_ends(losses: list[float]) -> dict[str, float | None]:
     if not losses:
         return {"loss_start": None, "loss_end": None}
     k = max(1, len(losses) // 10)
-    return {"loss_start": round(sum(losses[:k]) / k, 4), "loss_end": round(sum(losses[-k:]) / k, 4)}
+    return {"loss_start": sum(losses[:k]) / k, "loss_end": sum(losses[-k:]) / k}
 
 
 def _progress_callback(on_progress: Callable[[dict], None], should_stop: Callable[[], bool]):
