@@ -16,6 +16,13 @@ from loop.errors import UserError
 MEMORY_URLS = ("sqlite://", "sqlite:///:memory:")
 
 
+def user_folder(variable: str, default: str) -> Path:
+    """Ladder's folder under an XDG base directory ($XDG_CACHE_HOME, $XDG_CONFIG_HOME), or under ~/default
+    when the variable is unset or relative (the XDG spec says to ignore a relative one)."""
+    base = os.environ.get(variable, "")
+    return (Path(base) if base and Path(base).is_absolute() else Path.home() / default) / "ladder"
+
+
 def _real(path: Path) -> Path:
     return Path(os.path.realpath(path))
 

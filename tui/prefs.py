@@ -7,15 +7,14 @@ be read counts as empty; one that cannot be written is skipped: a preference is 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from loop.places import user_folder
+
 
 def path() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME", "")
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
-    return root / "ladder" / "ui.json"
+    return user_folder("XDG_CONFIG_HOME", ".config") / "ui.json"
 
 
 def load() -> dict[str, Any]:
@@ -27,15 +26,9 @@ def load() -> dict[str, Any]:
 
 
 def save(**values: Any) -> None:
-    target = path()
-    data = load() | values
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    from store.ledger import write_atomic  # noqa: PLC0415 - the database stack stays off the app's start-up path
+
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, target)
+        write_atomic(path(), json.dumps(load() | values))
     except OSError:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        pass

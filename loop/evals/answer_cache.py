@@ -18,10 +18,12 @@ import functools
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from loop.places import user_folder
+from store.ledger import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,7 @@ VERSION = 1
 
 def cache_dir() -> Path:
     """``$XDG_CACHE_HOME/ladder/answers`` (``~/.cache`` when XDG_CACHE_HOME is unset or relative)."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
-    return root / "ladder" / "answers"
+    return user_folder("XDG_CACHE_HOME", ".cache") / "answers"
 
 
 @functools.cache
@@ -113,15 +113,8 @@ class Answers:
             return
         # Another init of the same base may have written meanwhile: keep its answers too.
         merged = self._read() | self._new
-        tmp = self.file.with_name(f".{self.file.name}.tmp-{os.getpid()}")
         try:
-            self.file.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps({"version": VERSION, "answers": merged}, ensure_ascii=False), encoding="utf-8")
-            os.replace(tmp, self.file)
+            write_atomic(self.file, json.dumps({"version": VERSION, "answers": merged}, ensure_ascii=False))
         except OSError as e:
             log.warning("could not keep G0's answers in %s: %s", self.file.parent, e)
-            try:
-                tmp.unlink(missing_ok=True)
-            except OSError:
-                pass
         self._new = {}
