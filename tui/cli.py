@@ -66,7 +66,7 @@ def build_parser() -> Parser:
     c.add_argument("--gen", type=int, help="ask this generation instead of the active one")
     c.add_argument("--raw", action="store_true", help="send the prompt as is, without the chat template")
     c.add_argument("--max-tokens", type=int, default=256)
-    c = cmd("demo", "create a workspace with the demo inbox and train one generation")
+    c = cmd("demo", "create a workspace, train G1 on the demo inbox, then show the gates rejecting a bad batch")
     c.add_argument("dir", nargs="?", default="demo", type=Path)
     c.add_argument("--steps", type=int, help="optimizer steps (default: the config's)")
     c = cmd("practice", "the active generation attempts the suites' practice items; its failures, with better "

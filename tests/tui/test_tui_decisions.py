@@ -140,3 +140,19 @@ async def test_an_override_is_offered_an_undo_that_puts_everything_back(ws):
         after = store(ws)[0][2]
         assert (after.status, after.reason, after.override) == (before.status, before.reason, before.override)
         await wait_for(pilot, lambda: noted(app, "undone: G4 is active again"))
+
+
+def test_the_override_dialog_follows_the_gates_verdict_even_before_the_detail_loads():
+    import json
+
+    from loop.jobs.promotion import GATES_HAD, USER_REJECTED
+    from store.tables import Generation
+
+    failed = json.dumps([{"name": "recall", "passed": False}])
+    by_gates = Generation(id=3, status="rejected", reason="rejected for forgetting: recall 0.7", gates=failed)
+    again = Generation(id=3, status="rejected", gates=failed,
+                       reason=f"{USER_REJECTED}{GATES_HAD}rejected for forgetting: recall 0.7)")
+    by_user = Generation(id=3, status="rejected", reason=USER_REJECTED, gates=json.dumps([{"name": "recall", "passed": True}]))
+    assert decisions.asks_first(by_gates, ()) and decisions.asks_first(again, ())
+    assert not decisions.asks_first(by_user, ())
+    assert not decisions.asks_first(Generation(id=3, status="promoted", reason="passed every gate"), ())

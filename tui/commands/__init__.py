@@ -1,6 +1,7 @@
 """What each `ladder` subcommand does: call the engine, print for people, return a dict for --json."""
 
-from tui.commands.data import chat, dataset, demo, ingest, init
+from tui.commands.data import chat, dataset, ingest, init
+from tui.commands.demo import demo
 from tui.commands.evals import compare, readiness
 from tui.commands.jobs import cancel, eval, run, train  # noqa: A004 - eval is the subcommand's name
 from tui.commands.lineage import approve, ledger, reject, rollback, status

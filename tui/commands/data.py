@@ -1,13 +1,10 @@
-"""The workspace and its data from the shell: init, ingest, the dataset plan, chat, and the demo."""
+"""The workspace and its data from the shell: init, ingest, the dataset plan and chat."""
 
 from __future__ import annotations
 
-import shutil
 from argparse import Namespace
 from pathlib import Path
 from typing import Any
-
-from sqlmodel import select
 
 from loop import artifacts, config, workspace
 from loop.errors import UserError
@@ -16,9 +13,6 @@ from loop.inbox import ingest as inbox
 from store.db import active_gen, reading
 from store.tables import Generation
 from tui.commands.common import _open
-from tui.commands.evals import before_after
-from tui.commands.jobs import train
-from tui.commands.lineage import ledger, status
 from tui.output import clean, emit
 
 
@@ -118,29 +112,3 @@ def chat(args: Namespace) -> dict[str, Any]:
     if not args.json:
         print(clean(answer))
     return {"gen": gen_id, "raw": args.raw, "prompt": args.prompt, "answer": answer}
-
-
-def demo(args: Namespace) -> dict[str, Any]:
-    folder = args.dir.absolute()
-    cfg = workspace.create(folder)
-    emit(args, f"demo workspace: {folder}")
-    workspace.init(cfg, StoreEvents(cfg.db_url, 0, echo=not args.json))
-    source = Path(workspace.__file__).parent / "assets" / "demo_inbox"
-    for f in sorted(source.glob("*.jsonl")):
-        shutil.copyfile(f, cfg.inbox_dir / f.name)
-    args.config, args.paths = cfg.path, []
-    report = ingest(args)
-    with reading(cfg.db_url) as s:
-        trained = s.exec(select(Generation).where(Generation.id > 0)).first() is not None
-    if trained and not report["ingested"]:
-        emit(args, "the demo data was trained on already; showing the workspace")
-        return status(args) | {"ingest": report}
-    result = train(args)
-    args.csv = None
-    emit(args, "")
-    if result.get("child_sha"):
-        result["readiness"] = before_after(args, cfg, 0, result["gen"])
-    emit(args, "\nlineage ledger:")
-    ledger(args)
-    emit(args, f"\nnext: ladder --config {cfg.path} chat \"What does restart_service do?\"")
-    return result | {"ingest": report, "workspace": str(folder)}

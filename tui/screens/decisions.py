@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from loop.jobs import promotion
 from tui.messages import EngineRequest
 from tui.screens.model import DECIDED
 
@@ -36,7 +37,7 @@ class DecisionKeys:
             return
         row = self._selected_row()
         gates = self.detail.gates if self.detail is not None and self.detail.gen.id == gen else ()
-        if row.status == "rejected" and (any(not c.passed for c in gates) or not row.reason.startswith("rejected by the user")):
+        if asks_first(row, gates):
             from tui.screens.override import OverrideScreen  # noqa: PLC0415
 
             def answered(go: bool | None) -> None:
@@ -96,3 +97,12 @@ class DecisionKeys:
             return
         self._cancel_armed_at = None
         self.post_message(EngineRequest("cancel"))
+
+
+def asks_first(row, gates) -> bool:
+    """Approving this generation overrides the gates, so the dialog asks first.
+
+    The gates' own verdict, kept in the reason through a later reject by the user, decides when the
+    detail (with its gate checks) is not loaded yet; one only the user rejected is approved at once.
+    """
+    return row.status == "rejected" and (any(not c.passed for c in gates) or promotion.gates_reason(row) is not None)

@@ -1,0 +1,93 @@
+"""`ladder demo`: a workspace that climbs one rung on the demo inbox, then shows the gates catching a bad batch."""
+
+from __future__ import annotations
+
+import shutil
+from argparse import Namespace
+from pathlib import Path
+from typing import Any
+
+from sqlmodel import select
+
+from loop import workspace
+from loop.events import StoreEvents
+from store.db import active_gen, reading
+from store.tables import Generation
+from tui.commands.data import ingest
+from tui.commands.evals import before_after
+from tui.commands.jobs import train
+from tui.commands.lineage import ledger, status
+from tui.output import clean, emit
+
+ASSETS = Path(workspace.__file__).parent / "assets"
+GOOD, BAD = ASSETS / "demo_inbox", ASSETS / "demo_bad_batch"
+
+
+def demo(args: Namespace) -> dict[str, Any]:
+    folder = args.dir.absolute()
+    cfg = workspace.create(folder)
+    emit(args, f"demo workspace: {folder}")
+    workspace.init(cfg, StoreEvents(cfg.db_url, 0, echo=not args.json))
+    args.config, args.paths, args.csv = cfg.path, [], None
+    report = _drop(args, cfg, GOOD)
+    with reading(cfg.db_url) as s:
+        trained = s.exec(select(Generation).where(Generation.id > 0)).first() is not None
+    if trained and not report["ingested"]:
+        emit(args, "the demo data was trained on already; showing the workspace")
+        return status(args) | {"ingest": report}
+    emit(args, "\nstep 1: train G1 on the demo inbox (home lab chats, ops requests answered with one JSON tool call)")
+    first = train(args)
+    result: dict[str, Any] = {"ingest": report, "workspace": str(folder), "first": first}
+    if first.get("child_sha"):
+        emit(args, "")
+        first["readiness"] = before_after(args, cfg, 0, first["gen"])
+        _tone(args, cfg, 0, first["gen"])
+    if first.get("status") not in ("active", "promoted"):
+        emit(args, f"\nG{first['gen']} was not promoted: {clean(first.get('reason') or first.get('status', ''))}")
+        emit(args, "The gates kept G0, as they would keep any working model. The bad-batch step is skipped: "
+                   "it needs a promoted G1 to protect.")
+    else:
+        emit(args, f"\nG{first['gen']} passed every gate and is active.")
+        result["second"] = _bad_batch(args, cfg)
+    emit(args, "\nlineage ledger:")
+    ledger(args)
+    _next(args, cfg.path, cfg.inbox_dir)
+    return first | result
+
+
+def _drop(args: Namespace, cfg, source: Path) -> dict[str, Any]:
+    for f in sorted(source.glob("*.jsonl")):
+        shutil.copyfile(f, cfg.inbox_dir / f.name)
+    return ingest(args)
+
+
+def _bad_batch(args: Namespace, cfg) -> dict[str, Any]:
+    emit(args, "\nstep 2: a bad batch arrives: 24 answers in corporate voice that say little "
+               "(\"I'd be happy to help! … I hope this helps!\"). Ladder trains G2 on it; the gates should catch it.")
+    _drop(args, cfg, BAD)
+    second = train(args)
+    with reading(cfg.db_url) as s:
+        active = active_gen(s)
+    if second.get("status") == "rejected":
+        emit(args, f"\nG{second['gen']} was rejected: {clean(second.get('reason') or '')}")
+    else:
+        emit(args, f"\nG{second['gen']} ended {second.get('status')}: {clean(second.get('reason') or '')}")
+    emit(args, f"G{active} is active." + (" The bad batch changed nothing the user relies on."
+                                          if second.get("status") == "rejected" else ""))
+    return second
+
+
+def _tone(args: Namespace, cfg, a: int, b: int) -> None:
+    with reading(cfg.db_url) as s:
+        x, y = (s.get(Generation, g).eval_style_drift for g in (a, b))
+    if x is not None and y is not None:
+        n = len(cfg.eval.tone_probes)
+        emit(args, f"  tone probes answered in corporate voice: G{a} {x:g} of {n} → G{b} {y:g} of {n}")
+
+
+def _next(args: Namespace, config_path: Path, inbox: Path) -> None:
+    c = clean(str(config_path))
+    emit(args, "\nwhat to try next:")
+    emit(args, f"  ladder --config {c}                  the app: the ladder, its evals, a chat with the active generation")
+    emit(args, f"  ladder --config {c} chat \"restart nginx\"")
+    emit(args, f"  cp ~/Downloads/chatgpt-export.zip {clean(str(inbox))}/   then: ladder --config {c} run")
