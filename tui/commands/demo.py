@@ -46,7 +46,7 @@ def demo(args: Namespace) -> dict[str, Any]:
     if first.get("child_sha"):
         emit(args, "")
         first["readiness"] = before_after(args, cfg, 0, first["gen"])
-        _tone(args, cfg, 0, first["gen"])
+        _weighed(args, cfg, 0, first["gen"])
     if first.get("status") == "candidate":
         emit(args, f"\nG{first['gen']} passed every gate and waits for approval (gates.require_approval): "
                    f"ladder --config {clean(str(cfg.path))} approve {first['gen']}. The bad-batch step is skipped: "
@@ -86,7 +86,8 @@ def _drop(args: Namespace, cfg, source: Path) -> dict[str, Any]:
 
 
 def _bad_batch(args: Namespace, cfg) -> dict[str, Any]:
-    emit(args, "\nstep 2: a bad batch arrives: 24 answers in corporate voice that say little "
+    n = sum(len(f.read_text(encoding="utf-8").splitlines()) for f in BAD.glob("*.jsonl"))
+    emit(args, f"\nstep 2: a bad batch arrives: {n} answers in corporate voice that say little "
                "(\"I'd be happy to help! … I hope this helps!\"). Ladder trains G2 on it; the gates should catch it.")
     _drop(args, cfg, BAD)
     second = train(args)
@@ -104,7 +105,7 @@ def _bad_batch(args: Namespace, cfg) -> dict[str, Any]:
     return second
 
 
-def _tone(args: Namespace, cfg, a: int, b: int) -> None:
+def _weighed(args: Namespace, cfg, a: int, b: int) -> None:
     """What the gates weigh, beside the suites: the inbox's held-out records, what G0 knew, the corporate voice."""
     with reading(cfg.db_url) as s:
         ga, gb = s.get(Generation, a), s.get(Generation, b)
