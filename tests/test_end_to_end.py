@@ -214,7 +214,7 @@ def test_a_practice_round_on_the_embedded_model_trains_the_next_generation_on_it
 
 
 # Gates that pass any child, so both of the demo's steps run on a tiny config: the real rejection of the
-# bad batch takes the full 60 steps (README's demo output shows it).
+# bad batch takes a full pass over G2's rows, 49 steps (README's demo output shows it).
 LOOSE_GATES = """
 [gates]
 recall_min = 0.0
