@@ -101,6 +101,7 @@ class Train(Section):
 class Eval(Section):
     threads: num(int, 0, 4096)
     context: num(int, 64, 1_048_576)
+    batch: num(int, 1, 256)
     max_tokens: num(int, 1, 32768)
     recall_items: num(int, 1, 100_000)
     recall_steady: bool

@@ -85,17 +85,24 @@ def keep(prompt: str, answer: str, phrases: list[str], min_quality: float) -> tu
 
 
 def collect(ask: Callable[[str], str], prompts: list[str], n: int, phrases: list[str],
-            min_quality: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            min_quality: float, ahead: Callable[[list[str]], None] | None = None,
+            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Ask down `prompts` until `n` answers are kept (or ASK_FACTOR * n were asked): kept, dropped.
 
     Asking on past a dropped answer keeps the share the config asks for; the cap bounds the
-    time when the parent answers most prompts badly.
+    time when the parent answers most prompts badly. ``ahead`` (when given) is handed the
+    prompts about to be asked, as many as could still be needed, to decode side by side.
     """
     kept: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
-    for prompt in prompts:
+    fetched = 0
+    for i, prompt in enumerate(prompts):
         if len(kept) >= n or len(kept) + len(dropped) >= ASK_FACTOR * n:
             break
+        if ahead is not None and i >= fetched:
+            want = min(n - len(kept), ASK_FACTOR * n - len(kept) - len(dropped))
+            ahead(prompts[i: i + want])
+            fetched = i + want
         raw = ask(prompt)
         answer = trim(raw)
         ok, reasons = keep(prompt, answer, phrases, min_quality)
@@ -134,9 +141,13 @@ def run(cfg: Config, parent_gguf: Path, job_dir: Path, gen_id: int) -> dict[str,
     kept: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     if n:
-        with Runner(parent_gguf, threads=cfg.eval.threads, context=cfg.eval.context, seed=0) as runner:
-            kept, dropped = collect(lambda q: runner.chat([{"role": "user", "content": q}], cfg.dataset.self_replay_max_tokens),
-                                    order, n, list(cfg.eval.corporate_phrases), cfg.karma.min_quality)
+        with Runner(parent_gguf, threads=cfg.eval.threads, context=cfg.eval.context, seed=0,
+                    batch=cfg.eval.batch) as runner:
+            limit = cfg.dataset.self_replay_max_tokens
+            kept, dropped = collect(lambda q: runner.chat([{"role": "user", "content": q}], limit),
+                                    order, n, list(cfg.eval.corporate_phrases), cfg.karma.min_quality,
+                                    ahead=lambda qs: runner.prefetch([([{"role": "user", "content": q}], limit, False)
+                                                                      for q in qs]))
     extra = [{"messages": [{"role": "user", "content": k["prompt"]}, {"role": "assistant", "content": k["answer"].strip()}],
               "_source": "self_replay", "_stage": "conversations"} for k in kept]
     stages = list(cfg.dataset.curriculum)

@@ -62,9 +62,11 @@ class Answers:
     """
 
     def __init__(self, model_sha: str, context: int, open_runner: Callable[[], Any], *, enabled: bool = True,
-                 folder: Path | None = None, stats: dict[str, int] | None = None):
+                 folder: Path | None = None, stats: dict[str, int] | None = None, decoding: str = "alone"):
         self.enabled, self.stats = enabled, stats
-        self.file = (folder or cache_dir()) / f"{_sha([VERSION, model_sha, context, llama_build()])}.json"
+        # Decoded side by side or alone, an answer can differ at a near tie (loop.model.parallel).
+        key = [VERSION, model_sha, context, llama_build()] + ([] if decoding == "alone" else [decoding])
+        self.file = (folder or cache_dir()) / f"{_sha(key)}.json"
         self._open, self._runner = open_runner, None
         self._known = self._read() if enabled else {}
         self._new: dict[str, str] = {}
@@ -87,6 +89,17 @@ class Answers:
         self._known[key] = self._new[key] = answer
         self.asked += 1
         return answer
+
+    def prefetch(self, requests: list[tuple[list[dict[str, str]], int, bool]]) -> None:
+        """Let the runner decode the questions not kept yet side by side (a runner without ``prefetch`` asks later)."""
+        misses = [r for r in requests if _sha(list(r)) not in self._known]
+        if not misses:
+            return
+        if self._runner is None:
+            self._runner = self._open()
+        ahead = getattr(self._runner, "prefetch", None)
+        if ahead is not None:
+            ahead(misses)
 
     def close(self) -> None:
         if self.stats is not None:

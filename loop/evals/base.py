@@ -30,8 +30,8 @@ def answers(cfg: Config, gguf: Path, stats: dict[str, int] | None = None) -> Ans
     from loop.model.llm import Runner  # noqa: PLC0415
 
     e = cfg.eval
-    return Answers(sha256_file(gguf), e.context, lambda: Runner(gguf, threads=e.threads, context=e.context, seed=0),
-                   enabled=e.base_answer_cache, stats=stats)
+    return Answers(sha256_file(gguf), e.context, lambda: Runner(gguf, threads=e.threads, context=e.context, seed=0, batch=e.batch),
+                   enabled=e.base_answer_cache, stats=stats, decoding="side by side" if e.batch > 1 else "alone")
 
 
 def evaluate(cfg: Config, gguf: Path, stats: dict[str, int] | None = None) -> tuple[dict[str, Any], Results]:

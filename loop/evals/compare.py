@@ -39,7 +39,8 @@ def suite_results(cfg: Config, gen_id: int, name: str, split: str = "heldout") -
     from loop.model.llm import Runner  # noqa: PLC0415
 
     e = cfg.eval
-    with Runner(artifacts.verified_gguf(cfg, g), threads=e.threads, context=e.context, seed=0) as runner:
+    with Runner(artifacts.verified_gguf(cfg, g), threads=e.threads, context=e.context, seed=0,
+                batch=e.batch) as runner:
         results = evals.run_items(runner, items, e.suite_max_tokens, list(e.corporate_phrases), suite=name)
     for r in results:
         r["detail"]["suite_sha"] = suite.sha

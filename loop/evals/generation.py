@@ -40,7 +40,8 @@ def parent_recall(cfg: Config, parent: Generation, child_results: list[dict[str,
         from loop.model.llm import Runner  # noqa: PLC0415
 
         e = cfg.eval
-        with Runner(artifacts.local(cfg, parent.gguf_path), threads=e.threads, context=e.context, seed=0) as runner:
+        with Runner(artifacts.local(cfg, parent.gguf_path), threads=e.threads, context=e.context, seed=0,
+                    batch=e.batch) as runner:
             found = _recall(runner, missing, cfg)
         known |= {r["item_key"]: r["passed"] for r in found}
     return round(sum(bool(known[k]) for k in keys) / len(keys), 4)
@@ -101,7 +102,7 @@ def evaluate(cfg: Config, gguf: Path, job_path: Path, parent_gguf: Path | None =
     holdout, recall = read_jsonl(job_path / "holdout.jsonl"), read_jsonl(job_path / "recall.jsonl")
     tools = [it for it in holdout if it["type"] == "tool"]
     refs = [it for it in holdout if it["type"] != "tool"]
-    with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
+    with Runner(gguf, threads=e.threads, context=e.context, seed=0, batch=e.batch) as runner:
         gen_tools = evals.run_items(runner, tools, e.suite_max_tokens, list(e.corporate_phrases))
         recall_results = _recall(runner, recall, cfg)
         style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)

@@ -52,6 +52,21 @@ def self_replay_prompts(path: Path = SELF_REPLAY_FILE) -> list[str]:
     return [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def ahead(runner, requests: list[tuple[list[dict[str, str]], int, bool]]) -> None:
+    """Let a runner that decodes side by side answer these (messages, max_tokens, raw) questions first.
+
+    The questions are then asked one by one as before and come back at once; a runner
+    without ``prefetch`` (a test's fake) just answers them one by one.
+    """
+    prefetch = getattr(runner, "prefetch", None)
+    if prefetch is not None and requests:
+        prefetch(requests)
+
+
+def _user(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
 def share_passed(results: list[Result]) -> float | None:
     """Passed items / all items, or None for no items."""
     return sum(r["passed"] for r in results) / len(results) if results else None
@@ -66,9 +81,10 @@ def run_probes(runner, items: list[dict[str, Any]], max_tokens: int, *, raw: boo
     phrase (case, punctuation and markup ignored). score is 1.0 or 0.0; detail
     names the accepted answer found. Aggregate: share of items passed.
     """
+    ahead(runner, [(_user(item["prompt"]), max_tokens, raw) for item in items])
     results = []
     for item in items:
-        answer = runner.chat([{"role": "user", "content": item["prompt"]}], max_tokens, raw=raw)
+        answer = runner.chat(_user(item["prompt"]), max_tokens, raw=raw)
         found = matched_keyword(answer, item["answers"])
         detail = f"found {found!r}" if found is not None else "no accepted answer found"
         results.append(_emit(on_result, item["key"], item["prompt"], " | ".join(item["answers"]),
@@ -88,15 +104,12 @@ def steady_keys(runner, items: list[dict[str, Any]], results: list[Result], max_
     counting such items made the recall gate reject children for noise.
     """
     by_key = {it["key"]: it for it in items}
-    out = set()
-    for r in results:
-        if not r["passed"]:
-            continue
-        item = by_key[r["item_key"]]
-        if all(keyword_pass(runner.chat([{"role": "user", "content": form.format(q=item["prompt"])}], max_tokens),
-                            item["answers"]) for form in REPHRASINGS):
-            out.add(r["item_key"])
-    return out
+    left = [by_key[r["item_key"]] for r in results if r["passed"]]
+    for form in REPHRASINGS:  # each wording asked only of the items that passed the ones before it
+        ahead(runner, [(_user(form.format(q=item["prompt"])), max_tokens, False) for item in left])
+        left = [item for item in left
+                if keyword_pass(runner.chat(_user(form.format(q=item["prompt"])), max_tokens), item["answers"])]
+    return {item["key"] for item in left}
 
 
 def run_reference(runner, items: list[dict[str, Any]], max_tokens: int, threshold: float, *,
@@ -109,6 +122,7 @@ def run_reference(runner, items: list[dict[str, Any]], max_tokens: int, threshol
     after normalization); an item passes when score >= threshold. Aggregate:
     share of items passed.
     """
+    ahead(runner, [(item["messages"], max_tokens, raw) for item in items])
     results = []
     for item in items:
         answer = runner.chat(item["messages"], max_tokens, raw=raw)
@@ -129,9 +143,10 @@ def run_style(runner, probes: list[str], phrases: list[str], max_tokens: int, *,
     corporate, and detail lists the phrases hit. Aggregate: the number of
     corporate replies, an int in 0..len(probes) (style drift; lower is better).
     """
+    ahead(runner, [(_user(probe), max_tokens, raw) for probe in probes])
     results = []
     for number, probe in enumerate(probes, 1):
-        answer = runner.chat([{"role": "user", "content": probe}], max_tokens, raw=raw)
+        answer = runner.chat(_user(probe), max_tokens, raw=raw)
         hits = corporate_hits(answer, phrases)
         detail = "corporate: " + ", ".join(hits) if hits else "no corporate phrase"
         results.append(_emit(on_result, f"tone{number:02d}", probe, "", answer,
@@ -163,6 +178,7 @@ def run_confidence(runner, items: list[dict[str, Any]], max_tokens: int, toleran
     as expected, each within ``tolerance`` points). Each result also carries
     ``expected`` and ``stated`` lists. Aggregate: mean score.
     """
+    ahead(runner, [(item["messages"], max_tokens, raw) for item in items])
     results = []
     for item in items:
         answer = runner.chat(item["messages"], max_tokens, raw=raw)
@@ -209,6 +225,8 @@ def run_items(runner, items: list[dict[str, Any]], max_tokens: int, phrases: lis
     from loop.evals import agentic  # noqa: PLC0415
     from loop.evals.suites import conversation  # noqa: PLC0415
 
+    ahead(runner, [(conversation(item) if "category" in item else item["messages"], max_tokens, False)
+                   for item in items])
     results = []
     for item in items:
         messages = conversation(item) if "category" in item else item["messages"]

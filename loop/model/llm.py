@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,13 @@ class Runner:
     llama.cpp is imported here, not at module import, so the UI can import loop.
     """
 
-    def __init__(self, gguf_path: str | Path, threads: int = 2, context: int = 2048, seed: int = 0):
+    def __init__(self, gguf_path: str | Path, threads: int = 2, context: int = 2048, seed: int = 0,
+                 batch: int = 1):
         self.path = Path(gguf_path)
-        self.seed = seed
+        self.seed, self.batch, self.context = seed, batch, context
         self._llm: Any = None
+        self._lanes: Any = None
+        self._decoded: dict[str, str] = {}
         _check_gguf(self.path)
         trained = trained_context(self.path)
         if trained and context > trained:
@@ -65,6 +69,9 @@ class Runner:
 
     def close(self) -> None:
         """Free the model; safe to call twice."""
+        lanes, self._lanes = self._lanes, None
+        if lanes is not None:
+            lanes.close()
         llm, self._llm = self._llm, None
         if llm is not None:
             llm.close()
@@ -78,11 +85,49 @@ class Runner:
         """The assistant's reply to a conversation, through the GGUF's chat template.
 
         With ``raw=True`` the conversation is sent as ``raw_prompt(messages)`` instead.
+        A runner made with ``batch`` > 1 decodes through loop.model.parallel (see ``prefetch``).
         """
+        if self.batch > 1:
+            key = _key(messages, max_tokens, raw)
+            if key not in self._decoded:
+                self.prefetch([(messages, max_tokens, raw)])
+            if key in self._decoded:
+                return self._decoded[key]
         if raw:
             return self.complete(raw_prompt(messages), max_tokens)
         out = self._call("create_chat_completion", messages=messages, max_tokens=max_tokens)
         return out["choices"][0]["message"]["content"] or ""
+
+    def prefetch(self, requests: list[tuple[list[Message], int, bool]]) -> None:
+        """Decode these (messages, max_tokens, raw) questions side by side, ``batch`` at a time, for ``chat``.
+
+        Only a runner made with ``batch`` > 1 does; a question that does not fit the context is
+        left to ``chat``, which asks it alone and says why it failed.
+        """
+        if self.batch <= 1:
+            return
+        from loop.model import parallel  # noqa: PLC0415
+
+        llm = self._ready()
+        todo: dict[str, Any] = {}
+        for messages, max_tokens, raw in requests:
+            key = _key(messages, max_tokens, raw)
+            if key not in self._decoded and key not in todo:
+                try:
+                    job = (parallel.completion_job(llm, raw_prompt(messages), max_tokens) if raw
+                           else parallel.chat_job(llm, messages, max_tokens))
+                except Exception:  # noqa: BLE001 - e.g. a template that rejects the messages: chat says why
+                    job = None
+                if job is not None:
+                    todo[key] = job
+        if not todo:
+            return
+        if self._lanes is None:
+            self._lanes = parallel.Lanes(llm, self.batch, self.context)
+        self._lanes.run(list(todo.values()))
+        for key, job in todo.items():
+            if job.text is not None:
+                self._decoded[key] = job.text.decode("utf-8", errors="ignore")
 
     def complete(self, prompt: str, max_tokens: int) -> str:
         """The continuation of a raw prompt (no chat template)."""
@@ -143,6 +188,10 @@ class _Cap:
             scores[:] = -float("inf")
             scores[self.eos] = 0.0
         return scores
+
+
+def _key(messages: list[Message], max_tokens: int, raw: bool) -> str:
+    return json.dumps([messages, max_tokens, raw], ensure_ascii=False)
 
 
 def _guard(chunks: Iterator[Any]) -> Iterator[Any]:

@@ -71,7 +71,8 @@ def run(cfg: Config, teacher=None, say: Callable[[str], None] = lambda _: None, 
     say(f"practice: G{g.id} attempts {len(chosen)} practice item(s) up to difficulty {level}")
     e = cfg.eval
     results: list[dict[str, Any]] = []
-    with Runner(artifacts.verified_gguf(cfg, g), threads=e.threads, context=e.context, seed=0) as runner:
+    with Runner(artifacts.verified_gguf(cfg, g), threads=e.threads, context=e.context, seed=0,
+                batch=e.batch) as runner:
         for name in dict.fromkeys(n for n, _ in chosen):
             batch = [it for n, it in chosen if n == name]
             for r, it in zip(probes.run_items(runner, batch, e.suite_max_tokens, list(e.corporate_phrases),

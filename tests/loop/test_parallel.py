@@ -1,0 +1,109 @@
+"""Answers decoded side by side (loop.model.parallel), on the real embedded model in llama.cpp."""
+
+import pytest
+
+from loop.data import replay
+from loop.errors import OperationFailed
+from loop.evals import probes
+from loop.evals.answer_cache import Answers
+from loop.model import parallel
+from loop.model.llm import Runner
+
+QUESTIONS = ([[{"role": "user", "content": it["prompt"]}] for it in probes.probe_items()[:6]]
+             + [[{"role": "user", "content": q}] for q in probes.self_replay_prompts()[:6]])
+LIMIT = 40
+
+
+@pytest.fixture(scope="module")
+def together(g0_gguf):
+    """The twelve answers of G0 in f16 (the precision evals run at), decoded four at a time."""
+    with Runner(g0_gguf, threads=2, context=1024, batch=4) as r:
+        r.prefetch([(q, LIMIT, False) for q in QUESTIONS])
+        return [r.chat(q, LIMIT) for q in QUESTIONS]
+
+
+def test_an_answer_is_the_same_alone_and_beside_any_others(g0_gguf, together):
+    """llama.cpp's one-row kernels and its batches split per stream round differently: an answer must not
+    depend on what else was decoded with it, or a generation's evals would depend on the question list."""
+    with Runner(g0_gguf, threads=2, context=1024, batch=3) as r:
+        alone = [r.chat(q, LIMIT) for q in QUESTIONS[::4]]
+        r.prefetch([(q, LIMIT, False) for q in reversed(QUESTIONS)])
+        backwards = [r.chat(q, LIMIT) for q in QUESTIONS]
+    assert alone == together[::4]
+    assert backwards == together
+    assert all(a.strip() for a in together)
+
+
+def test_the_thread_count_does_not_change_a_batched_answer(g0_gguf, together):
+    with Runner(g0_gguf, threads=1, context=1024, batch=4) as r:
+        r.prefetch([(q, LIMIT, False) for q in QUESTIONS[:4]])
+        assert [r.chat(q, LIMIT) for q in QUESTIONS[:4]] == together[:4]
+
+
+def test_side_by_side_answers_are_one_at_a_time_answers_but_at_near_ties(g0_gguf, together):
+    """The same stopping rules and the same prompt: most answers are the one-row decoder's to the letter
+    (135 of 145 on the evals' and self-replay's questions); the rest part at a near tie, past a shared start."""
+    with Runner(g0_gguf, threads=2, context=1024) as one:
+        alone = [one.chat(q, LIMIT) for q in QUESTIONS]
+    assert sum(a == b for a, b in zip(alone, together)) >= 9
+    assert all(a.split()[:3] == b.split()[:3] for a, b in zip(alone, together))
+
+
+def test_the_prompts_are_llama_cpp_pythons_own(base_gguf):
+    """chat_job and completion_job decode the very tokens create_chat_completion / create_completion would."""
+    with Runner(base_gguf, threads=2, context=1024, batch=2) as r:
+        llm = r._llm
+        seen = []
+
+        class Seen(Exception):
+            pass
+
+        def generate(tokens, **_):
+            seen.append(list(tokens))
+            raise Seen
+
+        llm.generate = generate
+        for call in (lambda: llm.create_chat_completion(messages=QUESTIONS[0], max_tokens=8),
+                     lambda: llm.create_completion(prompt="The capital of France is", max_tokens=8)):
+            with pytest.raises(Seen):
+                call()
+        del llm.generate
+        assert seen[0] == parallel.chat_job(llm, QUESTIONS[0], 8).tokens
+        assert seen[1] == parallel.completion_job(llm, "The capital of France is", 8).tokens
+
+
+def test_an_answer_keeps_to_its_token_limit_and_raw_prompts_batch_too(base_gguf):
+    france = [{"role": "user", "content": "The capital of France is"}]
+    with Runner(base_gguf, threads=2, context=1024, batch=2) as r:
+        r.prefetch([(france, 8, True), (QUESTIONS[7], 5, False)])
+        raw, chat = r.chat(france, 8, raw=True), r.chat(QUESTIONS[7], 5)
+        assert 0 < len(r._llm.tokenize(chat.encode(), add_bos=False)) <= 5 + parallel.SLACK
+    assert "paris" in raw.lower()
+
+
+def test_a_question_too_long_for_the_context_fails_as_it_did_alone(base_gguf):
+    long = [{"role": "user", "content": "word " * 200}]
+    with Runner(base_gguf, threads=2, context=64, batch=2) as r:
+        r.prefetch([(long, 8, False), (QUESTIONS[0], 8, False)])  # the long one is left to chat
+        with pytest.raises(OperationFailed):
+            r.chat(long, 8)
+        assert r.chat(QUESTIONS[0], 8).strip()
+
+
+def test_the_answer_cache_keeps_side_by_side_answers_apart(tmp_path):
+    alone = Answers("sha", 2048, lambda: None, folder=tmp_path)
+    side = Answers("sha", 2048, lambda: None, folder=tmp_path, decoding="side by side")
+    assert alone.file != side.file
+
+
+def test_collect_hands_ahead_only_the_prompts_it_then_asks():
+    answers = {f"q{i}": ("I'm sorry, I cannot." if i % 3 == 0 else f"Answer {i} is a fine one.") for i in range(30)}
+    ahead, asked = [], []
+
+    def ask(q):
+        asked.append(q)
+        return answers[q]
+
+    kept, _ = replay.collect(ask, list(answers), 6, ["I'm sorry", "as an AI"], 0.3, ahead=ahead.extend)
+    assert len(kept) == 6
+    assert ahead == asked  # nothing decoded that is not then asked, in the same order
