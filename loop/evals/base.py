@@ -20,6 +20,7 @@ from loop.evals.generation import (
     detail_of,
     run_suites,
     suite_report,
+    suite_requests,
     suites_sha,
 )
 from loop.hashing import sha256_file
@@ -44,6 +45,9 @@ def evaluate(cfg: Config, gguf: Path, stats: dict[str, int] | None = None) -> tu
     e = cfg.eval
     items = evals.probe_items()
     with answers(cfg, gguf, stats) as runner:
+        # Every question known up front at once: one tail of short batches instead of one per eval.
+        evals.ahead(runner, evals.probe_requests(items, e.max_tokens)
+                    + evals.style_requests(list(e.tone_probes), e.max_tokens) + suite_requests(cfg))
         probe_results, accuracy = evals.run_probes(runner, items, e.max_tokens)
         steady = evals.steady_keys(runner, items, probe_results, e.max_tokens) if e.recall_steady else None
         for r, it in zip(probe_results, items):

@@ -57,6 +57,23 @@ def _recall(runner, items: list[dict[str, Any]], cfg: Config) -> list[dict[str, 
     return rp + rt
 
 
+def recall_requests(items: list[dict[str, Any]], cfg: Config) -> list[tuple[list[dict[str, str]], int, bool]]:
+    """The questions ``_recall`` asks, for ``probes.ahead``."""
+    from loop.evals import probes as evals  # noqa: PLC0415
+
+    e = cfg.eval
+    return (evals.probe_requests([m for m in items if m["type"] == "probe"], e.max_tokens)
+            + evals.item_requests([m for m in items if m["type"] == "tool"], e.suite_max_tokens))
+
+
+def suite_requests(cfg: Config, split: str = "heldout") -> list[tuple[list[dict[str, str]], int, bool]]:
+    """The questions ``run_suites`` asks, for ``probes.ahead``."""
+    from loop.evals import probes as evals  # noqa: PLC0415
+
+    return [q for name in cfg.eval.suites
+            for q in evals.item_requests(suites.load(cfg, name).split(split), cfg.eval.suite_max_tokens)]
+
+
 def run_suites(runner, cfg: Config, split: str = "heldout") -> tuple[Results, dict[str, Any]]:
     """Every configured suite's items of one split: the results, and per suite its SHA-256 and categories."""
     from loop.evals import probes as evals  # noqa: PLC0415
@@ -103,6 +120,9 @@ def evaluate(cfg: Config, gguf: Path, job_path: Path, parent_gguf: Path | None =
     tools = [it for it in holdout if it["type"] == "tool"]
     refs = [it for it in holdout if it["type"] != "tool"]
     with Runner(gguf, threads=e.threads, context=e.context, seed=0, batch=e.batch) as runner:
+        # Every question at once: one tail of short batches at the end instead of one per eval.
+        evals.ahead(runner, evals.item_requests(tools, e.suite_max_tokens) + recall_requests(recall, cfg)
+                    + evals.style_requests(list(e.tone_probes), e.max_tokens) + suite_requests(cfg))
         gen_tools = evals.run_items(runner, tools, e.suite_max_tokens, list(e.corporate_phrases))
         recall_results = _recall(runner, recall, cfg)
         style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)

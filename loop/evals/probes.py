@@ -215,6 +215,23 @@ def _emit(on_result: OnResult, *fields: Any) -> Result:
     return result
 
 
+def item_requests(items: list[dict[str, Any]], max_tokens: int) -> list[tuple[list[dict[str, str]], int, bool]]:
+    """The questions ``run_items`` asks, for ``ahead``."""
+    from loop.evals.suites import conversation  # noqa: PLC0415
+
+    return [(conversation(item) if "category" in item else item["messages"], max_tokens, False) for item in items]
+
+
+def probe_requests(items: list[dict[str, Any]], max_tokens: int) -> list[tuple[list[dict[str, str]], int, bool]]:
+    """The questions ``run_probes`` asks, for ``ahead``."""
+    return [(_user(item["prompt"]), max_tokens, False) for item in items]
+
+
+def style_requests(probes: list[str], max_tokens: int) -> list[tuple[list[dict[str, str]], int, bool]]:
+    """The questions ``run_style`` asks, for ``ahead``."""
+    return [(_user(probe), max_tokens, False) for probe in probes]
+
+
 def run_items(runner, items: list[dict[str, Any]], max_tokens: int, phrases: list[str], *, suite: str = "",
               on_result: OnResult = None) -> list[Result]:
     """Ask each agent item (a suite item, or a held-out tool call) and judge it by its expectation.
@@ -225,8 +242,7 @@ def run_items(runner, items: list[dict[str, Any]], max_tokens: int, phrases: lis
     from loop.evals import agentic  # noqa: PLC0415
     from loop.evals.suites import conversation  # noqa: PLC0415
 
-    ahead(runner, [(conversation(item) if "category" in item else item["messages"], max_tokens, False)
-                   for item in items])
+    ahead(runner, item_requests(items, max_tokens))
     results = []
     for item in items:
         messages = conversation(item) if "category" in item else item["messages"]
