@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from loop.errors import UserError
+
 SLACK = 4  # the Runner's _Cap.SLACK: tokens past max_tokens that let a multi-byte character finish
 
 
@@ -84,7 +86,8 @@ class Lanes:
         self.n_batch = params.n_batch = params.n_ubatch = max(512, lanes)
         self.ctx = llama_cpp.llama_init_from_model(llm._model.model, params)
         if not self.ctx:
-            raise MemoryError(f"llama.cpp could not make a context for {lanes} sequences of {context} tokens")
+            raise UserError(f"llama.cpp could not make room for eval.batch = {lanes} answers of eval.context = "
+                            f"{context} tokens side by side; lower eval.batch (1 decodes one at a time) or eval.context")
         self.mem = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self.vocab = llm._model.vocab

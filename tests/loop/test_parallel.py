@@ -107,3 +107,14 @@ def test_collect_hands_ahead_only_the_prompts_it_then_asks():
     kept, _ = replay.collect(ask, list(answers), 6, ["I'm sorry", "as an AI"], 0.3, ahead=ahead.extend)
     assert len(kept) == 6
     assert ahead == asked  # nothing decoded that is not then asked, in the same order
+
+
+def test_no_room_for_the_batch_is_a_one_line_error_that_says_what_to_lower(base_gguf, monkeypatch):
+    import llama_cpp
+
+    from loop.errors import UserError
+
+    with Runner(base_gguf, threads=2, context=256, batch=2) as r:
+        monkeypatch.setattr(llama_cpp, "llama_init_from_model", lambda *_: None)  # what llama.cpp returns when out of memory
+        with pytest.raises(UserError, match="lower eval.batch"):
+            r.chat(QUESTIONS[0], 4)
