@@ -81,7 +81,7 @@ def run_probes(runner, items: list[dict[str, Any]], max_tokens: int, *, raw: boo
     phrase (case, punctuation and markup ignored). score is 1.0 or 0.0; detail
     names the accepted answer found. Aggregate: share of items passed.
     """
-    ahead(runner, [(_user(item["prompt"]), max_tokens, raw) for item in items])
+    ahead(runner, probe_requests(items, max_tokens, raw))
     results = []
     for item in items:
         answer = runner.chat(_user(item["prompt"]), max_tokens, raw=raw)
@@ -143,7 +143,7 @@ def run_style(runner, probes: list[str], phrases: list[str], max_tokens: int, *,
     corporate, and detail lists the phrases hit. Aggregate: the number of
     corporate replies, an int in 0..len(probes) (style drift; lower is better).
     """
-    ahead(runner, [(_user(probe), max_tokens, raw) for probe in probes])
+    ahead(runner, style_requests(probes, max_tokens, raw))
     results = []
     for number, probe in enumerate(probes, 1):
         answer = runner.chat(_user(probe), max_tokens, raw=raw)
@@ -222,14 +222,15 @@ def item_requests(items: list[dict[str, Any]], max_tokens: int) -> list[tuple[li
     return [(conversation(item) if "category" in item else item["messages"], max_tokens, False) for item in items]
 
 
-def probe_requests(items: list[dict[str, Any]], max_tokens: int) -> list[tuple[list[dict[str, str]], int, bool]]:
+def probe_requests(items: list[dict[str, Any]], max_tokens: int,
+                   raw: bool = False) -> list[tuple[list[dict[str, str]], int, bool]]:
     """The questions ``run_probes`` asks, for ``ahead``."""
-    return [(_user(item["prompt"]), max_tokens, False) for item in items]
+    return [(_user(item["prompt"]), max_tokens, raw) for item in items]
 
 
-def style_requests(probes: list[str], max_tokens: int) -> list[tuple[list[dict[str, str]], int, bool]]:
+def style_requests(probes: list[str], max_tokens: int, raw: bool = False) -> list[tuple[list[dict[str, str]], int, bool]]:
     """The questions ``run_style`` asks, for ``ahead``."""
-    return [(_user(probe), max_tokens, False) for probe in probes]
+    return [(_user(probe), max_tokens, raw) for probe in probes]
 
 
 def run_items(runner, items: list[dict[str, Any]], max_tokens: int, phrases: list[str], *, suite: str = "",
