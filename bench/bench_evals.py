@@ -64,23 +64,36 @@ def main() -> int:
     tools = [it for it in holdout if it["type"] == "tool"]
     refs = [it for it in holdout if it["type"] != "tool"]
     e, rows = cfg.eval, []
-    with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
+    # Each part hands its questions ahead as a generation's evals do (eval.batch answers side by side).
+    with Runner(gguf, threads=e.threads, context=e.context, seed=0, batch=e.batch) as runner:
+        def part(requests, fn):
+            probes.ahead(runner, requests)
+            return fn()
+
         timed(rows, "held-out tool calls (generated)", len(tools),
-              lambda: probes.run_items(runner, tools, e.suite_max_tokens, list(e.corporate_phrases)))
-        timed(rows, "recall items (generated)", len(recall), lambda: generation._recall(runner, recall, cfg))
+              lambda: part(probes.item_requests(tools, e.suite_max_tokens),
+                           lambda: probes.run_items(runner, tools, e.suite_max_tokens, list(e.corporate_phrases))))
+        timed(rows, "recall items (generated)", len(recall),
+              lambda: part(generation.recall_requests(recall, cfg), lambda: generation._recall(runner, recall, cfg)))
         timed(rows, "tone probes (generated)", len(e.tone_probes),
-              lambda: probes.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens))
+              lambda: part(probes.style_requests(list(e.tone_probes), e.max_tokens),
+                           lambda: probes.run_style(runner, list(e.tone_probes), list(e.corporate_phrases),
+                                                    e.max_tokens)))
         _, summary = timed(rows, "agent suites, held-out (generated)",
                            sum(len(suites.load(cfg, n).split("heldout")) for n in e.suites),
-                           lambda: generation.run_suites(runner, cfg))
+                           lambda: part(generation.suite_requests(cfg), lambda: generation.run_suites(runner, cfg)))
     drift = generation.drift_set(cfg, g0)
     timed(rows, "held-out answers by likelihood (child and parent)", len(refs),
           lambda: generation.likelihoods(cfg, gguf, gguf, refs, []))
     timed(rows, "KL drift on the tone probes' answers (child and parent)", len(drift),
           lambda: generation.likelihoods(cfg, gguf, gguf, [], drift))
     total_n, total_s = sum(r[1] for r in rows), sum(r[2] for r in rows)
-    with Runner(gguf, threads=e.threads, context=e.context, seed=0) as runner:
+    t = time.perf_counter()
+    generation.evaluate(cfg, gguf, job, gguf, drift)
+    whole_s = time.perf_counter() - t
+    with Runner(gguf, threads=e.threads, context=e.context, seed=0, batch=e.batch) as runner:
         t = time.perf_counter()
+        probes.ahead(runner, [(it["messages"], e.max_tokens, False) for it in refs])
         for it in refs:
             runner.chat(it["messages"], e.max_tokens)
         generate_s = time.perf_counter() - t
@@ -88,7 +101,9 @@ def main() -> int:
     print(f"\n{'eval part':<58} {'items':>6} {'seconds':>8} {'items/s':>8}")
     for name, n, s in rows:
         print(f"{name:<58} {n:>6} {s:>8.1f} {n / s if s else 0:>8.1f}")
-    print(f"{'all evals of one generation':<58} {total_n:>6} {total_s:>8.1f} {total_n / total_s:>8.1f}")
+    print(f"{'the parts one after another':<58} {total_n:>6} {total_s:>8.1f} {total_n / total_s:>8.1f}")
+    print(f"{'all evals of one generation (generation.evaluate)':<58} {total_n:>6} {whole_s:>8.1f} "
+          f"{total_n / whole_s:>8.1f}")
     print(f"\nthe {len(refs)} held-out answers asked by generating ({e.max_tokens} tokens at most) took {generate_s:.1f} s "
           f"for the child alone; scored by likelihood, child and parent, they took {ll_only[2]:.1f} s "
           f"({generate_s / max(ll_only[2], 1e-9):.1f}x)")

@@ -8,6 +8,7 @@ parent (KL divergence) is measured on the same tokens.
 
 from __future__ import annotations
 
+import ctypes
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +16,36 @@ import numpy as np
 
 from loop.errors import UserError
 from loop.model.threads import pick
+from loop.model.tokens import MIN_SHARED, shared_start
 
 Message = dict[str, str]
 
 
 class Scorer:
-    """One GGUF in llama.cpp with logits kept for every position (llama.cpp's logits_all)."""
+    """One GGUF in llama.cpp, asked for the logits at the answer's positions of a conversation."""
 
     def __init__(self, gguf: str | Path, threads: int = 2, context: int = 1024):
+        import llama_cpp
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        self.path, self.context = Path(gguf), context
+        self.path, self.context, self.cpp = Path(gguf), context, llama_cpp
         threads = pick(threads)
         try:
-            self.llm = Llama(model_path=str(self.path), n_ctx=context, n_threads=threads, n_threads_batch=threads,
-                             logits_all=True, verbose=False, seed=0)
+            # One batch holds a whole conversation, so it is decoded in one piece whatever its length.
+            self.llm = Llama(model_path=str(self.path), n_ctx=context, n_batch=context, n_ubatch=context,
+                             n_threads=threads, n_threads_batch=threads, verbose=False, seed=0)
         except (ValueError, RuntimeError, OSError) as exc:
             raise UserError(f"cannot load GGUF {self.path} for scoring: llama.cpp rejected it") from exc
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
+            self.llm.close()
             raise UserError(f"{self.path.name} has no chat template: answers cannot be scored as chat turns")
         self.eos = self._text(self.llm.token_eos())
         self.fmt = Jinja2ChatFormatter(template=template, eos_token=self.eos, bos_token=self._text(self.llm.token_bos()))
+        self.n_vocab = self.llm.n_vocab()
+        self.batch = llama_cpp.llama_batch_init(context, 0, 1)
+        self.held: list[int] = []  # the tokens in the cache
 
     def _text(self, token: int) -> str:
         return self.llm.detokenize([token], special=True).decode("utf-8", errors="replace") if token >= 0 else ""
@@ -49,6 +57,9 @@ class Scorer:
         self.close()
 
     def close(self) -> None:
+        batch, self.batch = getattr(self, "batch", None), None
+        if batch is not None:
+            self.cpp.llama_batch_free(batch)
         llm, self.llm = getattr(self, "llm", None), None
         if llm is not None:
             llm.close()
@@ -59,7 +70,7 @@ class Scorer:
         prompt = self.fmt(messages=messages).prompt
         ids = self.llm.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
         full = self.llm.tokenize((prompt + answer + self.eos).encode("utf-8"), add_bos=False, special=True)
-        start = len(ids) if full[:len(ids)] == ids else _common(ids, full)
+        start = len(ids) if full[:len(ids)] == ids else shared_start(ids, full)
         return full[: self.context - 1], start
 
     def logprobs(self, messages: list[Message], answer: str) -> np.ndarray:
@@ -73,21 +84,37 @@ class Scorer:
 
     def _rows(self, messages: list[Message], answer: str) -> tuple[np.ndarray, list[int], int]:
         full, start = self.tokens(messages, answer)
+        start = max(start, 1)
         if start >= len(full):
-            return np.zeros((0, self.llm.n_vocab())), full, start
-        self.llm.reset()
-        self.llm.eval(full)
-        logits = np.asarray(self.llm.scores[start - 1:len(full) - 1], dtype=np.float64)
-        return log_softmax(logits), full, start
+            return np.zeros((0, self.n_vocab)), full, start
+        return log_softmax(self._logits(full, start - 1)), full, start
 
+    def _logits(self, tokens: list[int], first: int) -> np.ndarray:
+        """The logits after each token from ``first`` on but the last.
 
-def _common(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
+        Only those rows are asked for: the output layer is a fifth of the embedded model's
+        weights, and the prompt's rows would be computed and copied for nothing. The start this
+        conversation shares with the one scored before it (the system prompt, often) is kept in
+        the cache rather than decoded again: its keys and values do not depend on what follows."""
+        cpp, ctx, b = self.cpp, self.llm._ctx.ctx, self.batch
+        keep = min(shared_start(self.held, tokens), first, len(tokens) - 2)
+        keep = keep if keep >= MIN_SHARED else 0
+        cpp.llama_memory_seq_rm(cpp.llama_get_memory(ctx), 0, keep, -1)
+        self.held = []
+        b.n_tokens = len(tokens) - keep
+        for row, i in enumerate(range(keep, len(tokens))):
+            b.token[row], b.pos[row], b.n_seq_id[row], b.logits[row] = tokens[i], i, 1, first <= i < len(tokens) - 1
+            b.seq_id[row][0] = 0
+        rc = cpp.llama_decode(ctx, b)
+        if rc != 0:
+            cpp.llama_memory_seq_rm(cpp.llama_get_memory(ctx), 0, -1, -1)
+            raise RuntimeError(f"llama_decode returned {rc}")
+        self.held = list(tokens)
+        out = np.empty((len(tokens) - 1 - first, self.n_vocab), dtype=np.float64)
+        for row, i in enumerate(range(first, len(tokens) - 1)):
+            ptr = cpp.llama_get_logits_ith(ctx, i - keep)
+            out[row] = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
+        return out
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -16,6 +16,12 @@ is idle; and a prompt is decoded in a batch of its own with logits for its last 
 Then an answer is the same alone or beside any others (tests/loop/test_parallel.py), though
 it can differ from llama-cpp-python's one-row decoding of the same question at such a tie.
 
+A prompt's prefill costs as much as writing a third of its length in answers, and most of the
+evals' prompts start alike (the model's default system prompt, a suite's tool list). A lane keeps
+what its stream holds when its answer is done, and the next prompt decodes only what it does not
+share with some lane (copied across when another lane holds more of it): keys and values of a
+position do not depend on what follows it, and the answers are the same with and without this.
+
 The stopping rules are llama-cpp-python's ``create_completion``'s, followed step by step:
 end-of-generation token, stop strings, a UTF-8 character left incomplete (not counted
 against the limit), ``max_tokens``, and the Runner's cap a few tokens past it.
@@ -30,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from loop.errors import UserError
+from loop.model.tokens import MIN_SHARED, shared_start
 
 SLACK = 4  # the Runner's _Cap.SLACK: tokens past max_tokens that let a multi-byte character finish
 
@@ -93,6 +100,9 @@ class Lanes:
         self.vocab = llm._model.vocab
         self.n_vocab = llm.n_vocab()
         self.eos = llm.token_eos()
+        self.held: list[list[int]] = [[] for _ in range(lanes)]  # the tokens each lane's stream holds
+        self.share = True  # False decodes every prompt whole (bench/bench_parallel.py compares)
+        self.reused = 0  # prompt tokens not decoded again, for the bench
 
     def close(self) -> None:
         ctx, self.ctx = self.ctx, None
@@ -113,26 +123,62 @@ class Lanes:
                 self._take([(self._prompt(job.tokens, lane), lane)], active, free)
             if not active:
                 continue
-            # Every lane has a row, an idle one a padding row: a batch of the same shape each time.
-            rows = [(active[lane].out[-1], len(active[lane].tokens) + len(active[lane].out) - 1, lane, True)
-                    if lane in active else (self.eos, 0, lane, True) for lane in range(self.lanes)]
+            # Every lane has a row, an idle one a padding row past what it holds: a batch of the same shape
+            # each time, and what an idle lane holds stays for the next prompt that starts the same way.
+            rows = []
+            for lane in range(self.lanes):
+                if lane in active:
+                    rows.append((active[lane].out[-1], len(self.held[lane]), lane, True))
+                    self.held[lane].append(active[lane].out[-1])
+                else:
+                    if len(self.held[lane]) >= self.context - 1:  # no room past it for the padding row
+                        self.cpp.llama_memory_seq_rm(self.mem, lane, -1, -1)
+                        self.held[lane] = []
+                    rows.append((self.eos, len(self.held[lane]), lane, True))
             self._decode(rows)
             for lane in range(self.lanes):
                 if lane not in active:
-                    self.cpp.llama_memory_seq_rm(self.mem, lane, -1, -1)
+                    self.cpp.llama_memory_seq_rm(self.mem, lane, len(self.held[lane]), -1)
             self._take([(lane, lane) for lane in sorted(active)], active, free)
 
     def _prompt(self, tokens: list[int], lane: int) -> int:
         """Decode a prompt (two tokens or more) into its stream, in pieces of two or more, with logits for its
-        last two tokens (one would go through the one-row kernel); the batch row of its last token."""
-        n, at, last = len(tokens), 0, 0
+        last two tokens (one would go through the one-row kernel); the batch row of its last token.
+
+        The longest start it shares with what a lane holds (the system prompt, most often) is not
+        decoded again: its keys and values are the same whatever follows them, so they are kept, or
+        copied from the lane that holds them."""
+        n, at = len(tokens), self._reuse(tokens, lane)
+        last = 0
         while at < n:
             size = min(self.n_batch, n - at)
             if n - at - size == 1:
                 size -= 1
             self._decode([(tokens[p], p, lane, p >= n - 2) for p in range(at, at + size)])
             last, at = n - 1 - at, at + size
+        self.held[lane] = list(tokens)
         return last
+
+    def _reuse(self, tokens: list[int], lane: int) -> int:
+        """Make the lane hold the longest start of ``tokens`` that some lane holds; how many tokens that is."""
+        if not self.share:
+            self.cpp.llama_memory_seq_rm(self.mem, lane, -1, -1)
+            return 0
+        best, source = 0, lane
+        for other in [lane] + [o for o in range(self.lanes) if o != lane]:  # its own first: nothing to copy
+            n = shared_start(self.held[other], tokens)
+            if n > best:
+                best, source = n, other
+        best = min(best, len(tokens) - 2)  # the last two are decoded here, for their logits
+        if best < MIN_SHARED:
+            best, source = 0, lane
+        if source != lane:
+            # A copy across streams takes the whole stream; what the prompt does not share goes next.
+            self.cpp.llama_memory_seq_cp(self.mem, source, lane, -1, -1)
+        self.cpp.llama_memory_seq_rm(self.mem, lane, best, -1)
+        self.held[lane] = self.held[source][:best]
+        self.reused += best
+        return best
 
     def _take(self, picks: list[tuple[int, int]], active: dict[int, Job], free: list[int]) -> None:
         """Take the next token of each (batch row, lane)'s answer; a finished answer frees its lane."""
@@ -144,8 +190,7 @@ class Lanes:
                 done = True  # it would not fit its stream: the caller asks it alone
             if done:
                 del active[lane]
-                self.cpp.llama_memory_seq_rm(self.mem, lane, -1, -1)
-                free.append(lane)
+                free.append(lane)  # what it holds stays for a prompt that starts the same way
 
     def _pick(self, i: int, job: Job) -> int:
         """The greedy token at batch row i, or end-of-sequence once the answer runs past the Runner's cap."""

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import UserError
+from loop.model.tokens import shared_start
 
 # Rows with this source in dataset_sources.jsonl are the parent's own answers (loop/data/replay.py).
 DISTILL_SOURCE = "self_replay"
@@ -36,15 +37,6 @@ def read_rows(dataset_path: Path) -> list[dict]:
     return rows
 
 
-def _prefix_len(a: list[int], b: list[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
 def tokenize_row(tokenizer, row: dict, max_length: int) -> dict[str, list[int]]:
     """input_ids and labels (-100 where no loss) for one row, truncated to max_length from the end.
 
@@ -66,7 +58,7 @@ def tokenize_row(tokenizer, row: dict, max_length: int) -> dict[str, list[int]]:
                 continue
             before = ids(tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True))
             through = ids(tokenizer.apply_chat_template(messages[: i + 1], tokenize=False))
-            start, end = _prefix_len(before, full), _prefix_len(through, full)
+            start, end = shared_start(before, full), shared_start(through, full)
             labels[start:end] = full[start:end]
         input_ids = full
     else:

@@ -118,3 +118,37 @@ def test_no_room_for_the_batch_is_a_one_line_error_that_says_what_to_lower(base_
         monkeypatch.setattr(llama_cpp, "llama_init_from_model", lambda *_: None)  # what llama.cpp returns when out of memory
         with pytest.raises(UserError, match="lower eval.batch"):
             r.chat(QUESTIONS[0], 4)
+
+
+def _decoded(gguf, questions, *, share: bool, context: int = 1024, limits=None) -> tuple[list[bytes], int]:
+    with Runner(gguf, threads=2, context=context, batch=3) as r:
+        lanes = parallel.Lanes(r._ready(), 3, context)
+        lanes.share = share
+        jobs = [parallel.chat_job(r._llm, q, n) for q, n in zip(questions, limits or [LIMIT] * len(questions))]
+        try:
+            lanes.run(jobs)
+        finally:
+            lanes.close()
+    return [j.text for j in jobs], lanes.reused
+
+
+def test_a_start_prompts_share_is_decoded_once_and_changes_no_answer(g0_gguf):
+    """What a lane holds (most often the system prompt) is kept for the next prompt that starts the same way,
+    or copied from the lane that holds it; its keys and values do not depend on what follows them."""
+    system = {"role": "system", "content": "You are the on-call assistant of a small ops team. Answer briefly."}
+    questions = QUESTIONS[:6] + [[system, *q] for q in QUESTIONS[6:]]
+    whole, none = _decoded(g0_gguf, questions, share=False)
+    shared, reused = _decoded(g0_gguf, questions, share=True)
+    assert none == 0 and reused > 20 * len(questions)  # SmolLM's own system prompt, at least, each time
+    assert shared == whole
+    assert all(t and t.strip() for t in shared)
+
+
+def test_a_lane_full_to_its_context_is_emptied_before_it_pads(base_gguf):
+    """An answer that outgrows its stream leaves the lane full; idle beside others, it still gets its padding row."""
+    long, short = [{"role": "user", "content": "Count from one to fifty."}], [{"role": "user", "content": "Say hi."}]
+    questions, limits = [long, short, short + [], long, [{"role": "user", "content": "Say hello."}]], [200, 3, 3, 200, 3]
+    whole, _ = _decoded(base_gguf, questions, share=False, context=48, limits=limits)
+    shared, _ = _decoded(base_gguf, questions, share=True, context=48, limits=limits)
+    assert whole == shared
+    assert whole[0] is None and whole[1] and whole[4]  # the long one is left to be asked alone
