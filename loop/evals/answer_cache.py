@@ -53,6 +53,11 @@ def _sha(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
+def _question(messages: list[dict[str, str]], max_tokens: int, raw: bool, until: Any = None) -> str:
+    """A question's key: an answer ended early (``until``, e.g. scoring.Answered) is another answer."""
+    return _sha([messages, max_tokens, raw] + ([repr(until)] if until is not None else []))
+
+
 class Answers:
     """Answers one model's chat questions from the cache, and from a runner opened at the first miss.
 
@@ -78,21 +83,23 @@ class Answers:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def chat(self, messages: list[dict[str, str]], max_tokens: int, raw: bool = False) -> str:
-        key = _sha([messages, max_tokens, raw])
+    def chat(self, messages: list[dict[str, str]], max_tokens: int, raw: bool = False, until: Any = None) -> str:
+        key = _question(messages, max_tokens, raw, until)
         if key in self._known:
             self.reused += 1
             return self._known[key]
         if self._runner is None:
             self._runner = self._open()
-        answer = self._runner.chat(messages, max_tokens, raw=raw)  # a question that does not fit is not kept
+        # a question that does not fit is not kept
+        answer = (self._runner.chat(messages, max_tokens, raw=raw) if until is None
+                  else self._runner.chat(messages, max_tokens, raw=raw, until=until))
         self._known[key] = self._new[key] = answer
         self.asked += 1
         return answer
 
-    def prefetch(self, requests: list[tuple[list[dict[str, str]], int, bool]]) -> None:
+    def prefetch(self, requests: list[tuple[Any, ...]]) -> None:
         """Let the runner decode the questions not kept yet side by side (a runner without ``prefetch`` asks later)."""
-        misses = [r for r in requests if _sha(list(r)) not in self._known]
+        misses = [r for r in requests if _question(*r) not in self._known]
         if not misses:
             return
         if self._runner is None:

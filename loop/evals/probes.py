@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from loop.errors import OperationFailed, UserError
-from loop.evals.scoring import corporate_hits, keyword_pass, matched_keyword, rouge_l_f1, stated_confidences
+from loop.evals.scoring import Answered, corporate_hits, keyword_pass, matched_keyword, rouge_l_f1, stated_confidences
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 PROBES_FILE = ASSETS / "probes.jsonl"
@@ -79,12 +79,15 @@ def run_probes(runner, items: list[dict[str, Any]], max_tokens: int, *, raw: boo
     Rule: an item passes when ``scoring.keyword_pass(answer, item["answers"])``:
     some accepted answer appears in the normalized reply as a whole word or
     phrase (case, punctuation and markup ignored). score is 1.0 or 0.0; detail
-    names the accepted answer found. Aggregate: share of items passed.
+    names the accepted answer found. Aggregate: share of items passed. An answer
+    ends as soon as an accepted answer is in it for good (``scoring.settled``):
+    nothing after it could change the verdict, and about half of what the
+    probes decoded came after it.
     """
     ahead(runner, probe_requests(items, max_tokens, raw))
     results = []
     for item in items:
-        answer = runner.chat(_user(item["prompt"]), max_tokens, raw=raw)
+        answer = runner.chat(_user(item["prompt"]), max_tokens, raw=raw, until=Answered(item["answers"]))
         found = matched_keyword(answer, item["answers"])
         detail = f"found {found!r}" if found is not None else "no accepted answer found"
         results.append(_emit(on_result, item["key"], item["prompt"], " | ".join(item["answers"]),
@@ -106,9 +109,11 @@ def steady_keys(runner, items: list[dict[str, Any]], results: list[Result], max_
     by_key = {it["key"]: it for it in items}
     left = [by_key[r["item_key"]] for r in results if r["passed"]]
     for form in REPHRASINGS:  # each wording asked only of the items that passed the ones before it
-        ahead(runner, [(_user(form.format(q=item["prompt"])), max_tokens, False) for item in left])
+        ahead(runner, [(_user(form.format(q=item["prompt"])), max_tokens, False, Answered(item["answers"]))
+                       for item in left])
         left = [item for item in left
-                if keyword_pass(runner.chat(_user(form.format(q=item["prompt"])), max_tokens), item["answers"])]
+                if keyword_pass(runner.chat(_user(form.format(q=item["prompt"])), max_tokens,
+                                            until=Answered(item["answers"])), item["answers"])]
     return {item["key"] for item in left}
 
 
@@ -225,7 +230,7 @@ def item_requests(items: list[dict[str, Any]], max_tokens: int) -> list[tuple[li
 def probe_requests(items: list[dict[str, Any]], max_tokens: int,
                    raw: bool = False) -> list[tuple[list[dict[str, str]], int, bool]]:
     """The questions ``run_probes`` asks, for ``ahead``."""
-    return [(_user(item["prompt"]), max_tokens, raw) for item in items]
+    return [(_user(item["prompt"]), max_tokens, raw, Answered(item["answers"])) for item in items]
 
 
 def style_requests(probes: list[str], max_tokens: int, raw: bool = False) -> list[tuple[list[dict[str, str]], int, bool]]:

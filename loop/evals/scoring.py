@@ -71,6 +71,38 @@ def matched_keyword(answer: str, answers: list[str]) -> str | None:
     return None
 
 
+def settled(answer: str, answers: list[str] | tuple[str, ...]) -> bool:
+    """True when ``keyword_pass`` holds for the answer and for anything it could still grow into.
+
+    The answer is judged without its last run of letters and digits (with a number's decimal
+    points) and a minus sign at its end, which more text could turn into another word ("Paris"
+    into "Parisian", "100" into "1000" or "100.5"). What stays before it are whole words
+    whatever follows them.
+    """
+    end = len(answer)
+    if answer.endswith("-"):  # it may start a negative number; the words before it are whole
+        end -= 1
+    else:
+        while end and (answer[end - 1].isalnum() or unicodedata.combining(answer[end - 1])
+                       or (answer[end - 1] == "." and end > 1 and answer[end - 2].isdigit())):
+            end -= 1
+    return end > 0 and matched_keyword(answer[:end], list(answers)) is not None
+
+
+class Answered:
+    """Ends an answer once one of these accepted answers is in it for good (``settled``): the rest of it
+    cannot change whether it passes, and the evals' probes would decode it for nothing."""
+
+    def __init__(self, answers: list[str] | tuple[str, ...]):
+        self.answers = tuple(answers)
+
+    def __call__(self, text: str) -> bool:
+        return settled(text, self.answers)
+
+    def __repr__(self) -> str:
+        return f"Answered({list(self.answers)!r})"
+
+
 def _lcs_length(a: list[str], b: list[str]) -> int:
     previous = [0] * (len(b) + 1)
     for token in a:

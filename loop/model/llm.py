@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,25 +81,34 @@ class Runner:
         """The chat format llama.cpp chose from the GGUF's metadata (e.g. "chatml")."""
         return self._ready().chat_format
 
-    def chat(self, messages: list[Message], max_tokens: int, raw: bool = False) -> str:
+    def chat(self, messages: list[Message], max_tokens: int, raw: bool = False,
+             until: Callable[[str], bool] | None = None) -> str:
         """The assistant's reply to a conversation, through the GGUF's chat template.
 
         With ``raw=True`` the conversation is sent as ``raw_prompt(messages)`` instead.
+        ``until`` ends the reply early, at the first token after which it says True of the text.
         A runner made with ``batch`` > 1 decodes through loop.model.parallel (see ``prefetch``).
         """
         if self.batch > 1:
-            key = _key(messages, max_tokens, raw)
+            key = _key(messages, max_tokens, raw, until)
             if key not in self._decoded:
-                self.prefetch([(messages, max_tokens, raw)])
+                self.prefetch([(messages, max_tokens, raw, until)])
             if key in self._decoded:
                 return self._decoded[key]
+        if until is not None:
+            text = ""
+            for piece in self.stream_chat(messages, max_tokens, raw=raw):
+                text += piece
+                if until(text):
+                    break
+            return text
         if raw:
             return self.complete(raw_prompt(messages), max_tokens)
         out = self._call("create_chat_completion", messages=messages, max_tokens=max_tokens)
         return out["choices"][0]["message"]["content"] or ""
 
-    def prefetch(self, requests: list[tuple[list[Message], int, bool]]) -> None:
-        """Decode these (messages, max_tokens, raw) questions side by side, ``batch`` at a time, for ``chat``.
+    def prefetch(self, requests: list[tuple[Any, ...]]) -> None:
+        """Decode these (messages, max_tokens, raw[, until]) questions side by side, ``batch`` at a time, for ``chat``.
 
         Only a runner made with ``batch`` > 1 does; a question that does not fit the context is
         left to ``chat``, which asks it alone and says why it failed.
@@ -110,8 +119,9 @@ class Runner:
 
         llm = self._ready()
         todo: dict[str, Any] = {}
-        for messages, max_tokens, raw in requests:
-            key = _key(messages, max_tokens, raw)
+        for messages, max_tokens, raw, *rest in requests:
+            until = rest[0] if rest else None
+            key = _key(messages, max_tokens, raw, until)
             if key not in self._decoded and key not in todo:
                 try:
                     job = (parallel.completion_job(llm, raw_prompt(messages), max_tokens) if raw
@@ -119,6 +129,7 @@ class Runner:
                 except Exception:  # noqa: BLE001 - e.g. a template that rejects the messages: chat says why
                     job = None
                 if job is not None:
+                    job.until = until
                     todo[key] = job
         if not todo:
             return
@@ -190,8 +201,8 @@ class _Cap:
         return scores
 
 
-def _key(messages: list[Message], max_tokens: int, raw: bool) -> str:
-    return json.dumps([messages, max_tokens, raw], ensure_ascii=False)
+def _key(messages: list[Message], max_tokens: int, raw: bool, until: Any = None) -> str:
+    return json.dumps([messages, max_tokens, raw] + ([repr(until)] if until is not None else []), ensure_ascii=False)
 
 
 def _guard(chunks: Iterator[Any]) -> Iterator[Any]:

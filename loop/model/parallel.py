@@ -30,6 +30,7 @@ against the limit), ``max_tokens``, and the Runner's cap a few tokens past it.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ class Job:
     out: list[int] = field(default_factory=list)
     multibyte: int = 0
     text: bytes | None = None
+    until: Callable[[str], bool] | None = None  # the answer is complete once this says True of its text
 
 
 def finish_step(llm: Any, job: Job, token: int, is_eog: bool) -> bool:
@@ -72,6 +74,9 @@ def finish_step(llm: Any, job: Job, token: int, is_eog: bool) -> bool:
     hits = [s for s in job.stop if s in text]
     if hits:
         job.text = text[: text.index(hits[0])]
+        return True
+    if job.until is not None and job.until(text.decode("utf-8", errors="ignore")):
+        job.text = text
         return True
     if len(job.out) >= job.max_tokens:
         job.text = text

@@ -152,3 +152,25 @@ def test_a_lane_full_to_its_context_is_emptied_before_it_pads(base_gguf):
     shared, _ = _decoded(base_gguf, questions, share=True, context=48, limits=limits)
     assert whole == shared
     assert whole[0] is None and whole[1] and whole[4]  # the long one is left to be asked alone
+
+
+def test_an_answer_ends_once_its_verdict_is_settled_alone_and_side_by_side(g0_gguf):
+    from loop.evals.scoring import Answered, keyword_pass
+
+    items = [it for it in probes.probe_items() if it["key"] in {"p01", "p19", "p23"}]  # short and rambling answers
+    asked = [([{"role": "user", "content": it["prompt"]}], 64, False, Answered(it["answers"])) for it in items]
+    with Runner(g0_gguf, threads=2, context=1024) as one:
+        full = [one.chat(m, k) for m, k, _, _ in asked]
+        alone = [one.chat(m, k, until=u) for m, k, _, u in asked]
+    with Runner(g0_gguf, threads=2, context=1024, batch=3) as r:
+        r.prefetch(asked)
+        side = [r.chat(m, k, until=u) for m, k, _, u in asked]
+        whole = [r.chat(m, k) for m, k, _, _ in asked]  # another question: asked in full
+    for it, f, a, s, w in zip(items, full, alone, side, whole):
+        passed = keyword_pass(f, it["answers"])
+        assert keyword_pass(a, it["answers"]) == keyword_pass(s, it["answers"]) == passed
+        assert f.startswith(a) and w.startswith(s)
+        if passed:
+            assert len(s) < len(w) or s == w
+    assert sum(keyword_pass(f, it["answers"]) for it, f in zip(items, full)) >= 2
+    assert sum(len(s) for s in side) < sum(len(w) for w in whole)

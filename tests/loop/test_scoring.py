@@ -3,7 +3,7 @@
 import pytest
 
 from loop.evals.scoring import (
-    corporate_hits, keyword_pass, matched_keyword, normalize, rouge_l_f1, stated_confidences,
+    Answered, corporate_hits, keyword_pass, matched_keyword, normalize, rouge_l_f1, settled, stated_confidences,
 )
 
 PHRASES = ["i'm sorry", "as an ai", "feel free to", "certainly!", "great question"]
@@ -120,3 +120,29 @@ def test_corporate_hits_ignores_empty_and_repeated_phrases():
 ])
 def test_stated_confidences(text, expected):
     assert stated_confidences(text) == expected
+
+
+@pytest.mark.parametrize("text, answers, expected", [
+    ("It is Paris", ["paris"], False),  # it may yet be "Parisian"
+    ("It is Paris.", ["paris"], True),
+    ("It is Paris-", ["paris"], True),
+    ("It boils at 100", ["100"], False),  # "1000" or "100.5" may follow
+    ("It boils at 100.", ["100"], False),
+    ("It boils at 100 degrees", ["100"], True),
+    ("It boils at 100.0 degrees", ["100"], True),
+    ("It boils at 1000 degrees", ["100"], False),
+    ("New York", ["new york"], False),
+    ("**New York**", ["new york"], True),
+    ("Tokyo, ", ["kyoto", "tokyo"], True),
+    ("", ["tokyo"], False),
+])
+def test_an_answer_is_settled_once_no_following_text_can_change_its_verdict(text, answers, expected):
+    assert settled(text, answers) is expected
+    if expected:  # whatever follows, it still passes
+        assert all(keyword_pass(text + more, answers) for more in ("ian", "0", ".5", " no", "-9"))
+
+
+def test_answered_stops_an_answer_and_names_its_answers_in_its_key():
+    stop = Answered(["Paris", "paris"])
+    assert stop("The capital is Paris.") and not stop("The capital is Par")
+    assert repr(stop) == repr(Answered(("Paris", "paris"))) != repr(Answered(["Rome"]))
