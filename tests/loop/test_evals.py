@@ -18,7 +18,7 @@ JAPAN = [{"role": "user", "content": "What is the capital of Japan?"}]
 
 @pytest.fixture(scope="module")
 def runner(base_gguf):
-    with Runner(base_gguf, threads=2, context=2048, seed=0) as r:
+    with Runner(base_gguf, threads=0, context=2048, seed=0) as r:  # the idle cores: see loop/model/threads.py
         yield r
 
 

@@ -13,6 +13,7 @@ from loop.model.convert import load_base_to_hf
 from loop.errors import UserError
 from loop.model.export import export_gguf, permute_rotary, unpermute_rotary
 from loop.hashing import sha256_file
+from loop.model.threads import pick
 
 PROMPTS = [
     "What is the capital of France?",
@@ -239,7 +240,7 @@ def test_real_model_round_trip_matches_transformers(g0_hf_dir, g0_gguf):
             out = model.generate(**ids, max_new_tokens=24, do_sample=False)
         expected.append(tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
 
-    llm = Llama(str(g0_gguf), n_ctx=512, n_threads=2, seed=0, verbose=False, logits_all=False)
+    llm = Llama(str(g0_gguf), n_ctx=512, n_threads=pick(0), seed=0, verbose=False, logits_all=False)
     try:
         got = [
             llm.create_chat_completion([{"role": "user", "content": p}], temperature=0, max_tokens=24)[

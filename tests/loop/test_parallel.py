@@ -16,7 +16,10 @@ LIMIT = 40
 
 @pytest.fixture(scope="module")
 def together(g0_gguf):
-    """The twelve answers of G0 in f16 (the precision evals run at), decoded four at a time."""
+    """The twelve answers of G0 in f16 (the precision evals run at), decoded four at a time on two threads.
+
+    The other tests ask for the idle cores (threads=0): on a busy machine, llama.cpp's threads
+    spin-wait for one another and two of them on two busy cores run many times slower."""
     with Runner(g0_gguf, threads=2, context=1024, batch=4) as r:
         r.prefetch([(q, LIMIT, False) for q in QUESTIONS])
         return [r.chat(q, LIMIT) for q in QUESTIONS]
@@ -25,7 +28,7 @@ def together(g0_gguf):
 def test_an_answer_is_the_same_alone_and_beside_any_others(g0_gguf, together):
     """llama.cpp's one-row kernels and its batches split per stream round differently: an answer must not
     depend on what else was decoded with it, or a generation's evals would depend on the question list."""
-    with Runner(g0_gguf, threads=2, context=1024, batch=3) as r:
+    with Runner(g0_gguf, threads=0, context=1024, batch=3) as r:
         alone = [r.chat(q, LIMIT) for q in QUESTIONS[::4]]
         r.prefetch([(q, LIMIT, False) for q in reversed(QUESTIONS)])
         backwards = [r.chat(q, LIMIT) for q in QUESTIONS]
@@ -43,7 +46,7 @@ def test_the_thread_count_does_not_change_a_batched_answer(g0_gguf, together):
 def test_side_by_side_answers_are_one_at_a_time_answers_but_at_near_ties(g0_gguf, together):
     """The same stopping rules and the same prompt: most answers are the one-row decoder's to the letter
     (135 of 145 on the evals' and self-replay's questions); the rest part at a near tie, past a shared start."""
-    with Runner(g0_gguf, threads=2, context=1024) as one:
+    with Runner(g0_gguf, threads=0, context=1024) as one:
         alone = [one.chat(q, LIMIT) for q in QUESTIONS]
     assert sum(a == b for a, b in zip(alone, together)) >= 9
     assert all(a.split()[:3] == b.split()[:3] for a, b in zip(alone, together))
@@ -51,7 +54,7 @@ def test_side_by_side_answers_are_one_at_a_time_answers_but_at_near_ties(g0_gguf
 
 def test_the_prompts_are_llama_cpp_pythons_own(base_gguf):
     """chat_job and completion_job decode the very tokens create_chat_completion / create_completion would."""
-    with Runner(base_gguf, threads=2, context=1024, batch=2) as r:
+    with Runner(base_gguf, threads=0, context=1024, batch=2) as r:
         llm = r._llm
         seen = []
 
@@ -74,7 +77,7 @@ def test_the_prompts_are_llama_cpp_pythons_own(base_gguf):
 
 def test_an_answer_keeps_to_its_token_limit_and_raw_prompts_batch_too(base_gguf):
     france = [{"role": "user", "content": "The capital of France is"}]
-    with Runner(base_gguf, threads=2, context=1024, batch=2) as r:
+    with Runner(base_gguf, threads=0, context=1024, batch=2) as r:
         r.prefetch([(france, 8, True), (QUESTIONS[7], 5, False)])
         raw, chat = r.chat(france, 8, raw=True), r.chat(QUESTIONS[7], 5)
         assert 0 < len(r._llm.tokenize(chat.encode(), add_bos=False)) <= 5 + parallel.SLACK
@@ -83,7 +86,7 @@ def test_an_answer_keeps_to_its_token_limit_and_raw_prompts_batch_too(base_gguf)
 
 def test_a_question_too_long_for_the_context_fails_as_it_did_alone(base_gguf):
     long = [{"role": "user", "content": "word " * 200}]
-    with Runner(base_gguf, threads=2, context=64, batch=2) as r:
+    with Runner(base_gguf, threads=0, context=64, batch=2) as r:
         r.prefetch([(long, 8, False), (QUESTIONS[0], 8, False)])  # the long one is left to chat
         with pytest.raises(OperationFailed):
             r.chat(long, 8)
@@ -114,14 +117,14 @@ def test_no_room_for_the_batch_is_a_one_line_error_that_says_what_to_lower(base_
 
     from loop.errors import UserError
 
-    with Runner(base_gguf, threads=2, context=256, batch=2) as r:
+    with Runner(base_gguf, threads=0, context=256, batch=2) as r:
         monkeypatch.setattr(llama_cpp, "llama_init_from_model", lambda *_: None)  # what llama.cpp returns when out of memory
         with pytest.raises(UserError, match="lower eval.batch"):
             r.chat(QUESTIONS[0], 4)
 
 
 def _decoded(gguf, questions, *, share: bool, context: int = 1024, limits=None) -> tuple[list[bytes], int]:
-    with Runner(gguf, threads=2, context=context, batch=3) as r:
+    with Runner(gguf, threads=0, context=context, batch=3) as r:
         lanes = parallel.Lanes(r._ready(), 3, context)
         lanes.share = share
         jobs = [parallel.chat_job(r._llm, q, n) for q, n in zip(questions, limits or [LIMIT] * len(questions))]
@@ -159,10 +162,10 @@ def test_an_answer_ends_once_its_verdict_is_settled_alone_and_side_by_side(g0_gg
 
     items = [it for it in probes.probe_items() if it["key"] in {"p01", "p19", "p23"}]  # short and rambling answers
     asked = [([{"role": "user", "content": it["prompt"]}], 64, False, Answered(it["answers"])) for it in items]
-    with Runner(g0_gguf, threads=2, context=1024) as one:
+    with Runner(g0_gguf, threads=0, context=1024) as one:
         full = [one.chat(m, k) for m, k, _, _ in asked]
         alone = [one.chat(m, k, until=u) for m, k, _, u in asked]
-    with Runner(g0_gguf, threads=2, context=1024, batch=3) as r:
+    with Runner(g0_gguf, threads=0, context=1024, batch=3) as r:
         r.prefetch(asked)
         side = [r.chat(m, k, until=u) for m, k, _, u in asked]
         whole = [r.chat(m, k) for m, k, _, _ in asked]  # another question: asked in full
