@@ -9,7 +9,9 @@ that write nothing (the app's polling, `ladder status`) use `reading()`, which t
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -81,11 +83,26 @@ def _sqlite_connect(dbapi_conn, _record) -> None:
     # The driver's own transaction handling begins late and never for a read; we begin ourselves.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
     cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    _into_wal(cur)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _into_wal(cur) -> None:
+    """WAL mode, waiting as the busy timeout would: SQLite does not call its busy handler when the journal
+    mode changes, so a store that is not in WAL yet, opened by two processes at once, said "database is
+    locked" to one of them at once. Once one has switched it, WAL stays (it is kept in the file)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_begin(conn) -> None:
