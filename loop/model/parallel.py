@@ -106,8 +106,8 @@ class Lanes:
         self.n_vocab = llm.n_vocab()
         self.eos = llm.token_eos()
         self.held: list[list[int]] = [[] for _ in range(lanes)]  # the tokens each lane's stream holds
-        self.share = True  # False decodes every prompt whole (bench/bench_parallel.py compares)
-        self.reused = 0  # prompt tokens not decoded again, for the bench
+        self.share = True  # False decodes every prompt whole (tests/loop/test_parallel.py compares)
+        self.reused = 0  # prompt tokens not decoded again
 
     def close(self) -> None:
         ctx, self.ctx = self.ctx, None
