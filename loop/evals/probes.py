@@ -84,10 +84,11 @@ def run_probes(runner, items: list[dict[str, Any]], max_tokens: int, *, raw: boo
     nothing after it could change the verdict, and about half of what the
     probes decoded came after it.
     """
-    ahead(runner, probe_requests(items, max_tokens, raw))
+    asked = probe_requests(items, max_tokens, raw)  # the same questions, so the ones handed ahead are reused
+    ahead(runner, asked)
     results = []
-    for item in items:
-        answer = runner.chat(_user(item["prompt"]), max_tokens, raw=raw, until=Answered(item["answers"]))
+    for item, (messages, _, _, until) in zip(items, asked):
+        answer = runner.chat(messages, max_tokens, raw=raw, until=until)
         found = matched_keyword(answer, item["answers"])
         detail = f"found {found!r}" if found is not None else "no accepted answer found"
         results.append(_emit(on_result, item["key"], item["prompt"], " | ".join(item["answers"]),
@@ -109,11 +110,10 @@ def steady_keys(runner, items: list[dict[str, Any]], results: list[Result], max_
     by_key = {it["key"]: it for it in items}
     left = [by_key[r["item_key"]] for r in results if r["passed"]]
     for form in REPHRASINGS:  # each wording asked only of the items that passed the ones before it
-        ahead(runner, [(_user(form.format(q=item["prompt"])), max_tokens, False, Answered(item["answers"]))
-                       for item in left])
-        left = [item for item in left
-                if keyword_pass(runner.chat(_user(form.format(q=item["prompt"])), max_tokens,
-                                            until=Answered(item["answers"])), item["answers"])]
+        asked = probe_requests([item | {"prompt": form.format(q=item["prompt"])} for item in left], max_tokens)
+        ahead(runner, asked)
+        left = [item for item, (messages, _, _, until) in zip(left, asked)
+                if keyword_pass(runner.chat(messages, max_tokens, until=until), item["answers"])]
     return {item["key"] for item in left}
 
 
