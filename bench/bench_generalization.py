@@ -93,9 +93,12 @@ def train_variant(cfg, variant: str, other: list[dict], seed: int) -> dict:
         kinds.setdefault(k, [0, 0])
         kinds[k][0] += r.passed
         kinds[k][1] += 1
-    gains = [r.score for r in rows if json.loads(r.detail).get("kind") == "likelihood"]
+    details = [json.loads(r.detail) for r in rows]
+    gains = [r.score for r, d in zip(rows, details) if d.get("kind") == "likelihood"]
+    tied = [d["tied"] for d in details if d.get("kind") == "likelihood" and d.get("tied") is not None]
     out = {"variant": variant, "gen": gen, "status": g.status, "generalization": g.eval_generalization,
            "n": g.n_generalization, "kinds": kinds, "mean_gain": sum(gains) / len(gains) if gains else None,
+           "mean_tied": sum(tied) / len(tied) if tied else None,
            "recall": g.eval_recall, "reason": g.reason, "seconds": time.perf_counter() - t}
     if g.status in ("promoted", "candidate"):
         promotion.reject(cfg, gen)  # back to G0, so the next variant trains on the same split
@@ -123,15 +126,16 @@ def main() -> int:
     floor = cfg.gates.generalization_min
     print(f"\ndata: {args.data}; gate generalization_min = {floor}")
     print(f"{'child':<10} {'gen':>4} {'generalization':>15} {'tool calls':>11} {'likelier':>9} {'mean gain':>10} "
-          f"{'recall':>7} {'gate':>6} {'s':>5}")
+          f"{'mean tied':>10} {'recall':>7} {'gate':>6} {'s':>5}")
     for r in results:
         k = r["kinds"]
         tools = f"{k['tool'][0]}/{k['tool'][1]}" if "tool" in k else "–"
         lik = f"{k['likelihood'][0]}/{k['likelihood'][1]}" if "likelihood" in k else "–"
         gain = "–" if r["mean_gain"] is None else f"{r['mean_gain']:+.3f}"
+        tied = "–" if r["mean_tied"] is None else f"{r['mean_tied']:+.3f}"
         verdict = "pass" if (r["generalization"] or 0) >= floor else "FAIL"
         print(f"{r['variant']:<10} {r['gen']:>4} {r['generalization'] or 0:>10.2f} ({r['n']}) {tools:>11} {lik:>9} "
-              f"{gain:>10} {r['recall'] or 0:>7.2f} {verdict:>6} {r['seconds']:>5.0f}")
+              f"{gain:>10} {tied:>10} {r['recall'] or 0:>7.2f} {verdict:>6} {r['seconds']:>5.0f}")
     return 0
 
 

@@ -108,6 +108,7 @@ class Eval(Section):
     base_answer_cache: bool
     generalization_items: num(int, 1, 100_000)
     generalization_margin: num(float, -100, 100)
+    relevance_tolerance: num(float, 0, 100)
     scoring_context: num(int, 64, 1_048_576)
     match_threshold: Ratio
     suites: list[Annotated[str, Field(min_length=1)]]

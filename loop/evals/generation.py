@@ -3,8 +3,9 @@
 Generalization asks whether the child learned its new data, on held-out records of it: a
 held-out answer that is a tool call passes when the child makes that call (right tool, right
 arguments); any other passes when the child finds the held-out answer more likely than its
-parent did (mean log-probability per token, by at least `eval.generalization_margin`). One forward
-pass per item in llama.cpp, and no text overlap, which a diverse inbox could never reach.
+parent did (mean log-probability per token, by at least `eval.generalization_margin`), and not
+as much more likely after another held-out conversation (`likelier`). Forward passes in llama.cpp,
+no generation, and no text overlap, which a diverse inbox could never reach.
 """
 
 from __future__ import annotations
@@ -158,19 +159,49 @@ def likelihoods(cfg: Config, gguf: Path, parent_gguf: Path | None, refs: list[di
     e = cfg.eval
     gen, drifts = [], []
     with Scorer(gguf, e.threads, e.scoring_context) as child, Scorer(parent_gguf, e.threads, e.scoring_context) as parent:
-        for it in refs:
+        for k, it in enumerate(refs):
             lc, lp = mean(child.logprobs(it["messages"], it["reference"])), mean(parent.logprobs(it["messages"], it["reference"]))
-            gain = (lc or 0.0) - (lp or 0.0)
-            passed = lc is not None and gain >= e.generalization_margin
+            # The same answer after the next item's conversation: what the child gained there is style, not an answer.
+            other = refs[(k + 1) % len(refs)]["messages"] if len(refs) > 1 else None
+            oc = op = None
+            if other is not None:
+                oc, op = mean(child.logprobs(other, it["reference"])), mean(parent.logprobs(other, it["reference"]))
+            v = likelier(lc, lp, oc, op, e.generalization_margin, e.relevance_tolerance)
             gen.append({"item_key": it["key"], "prompt": _last_user(it["messages"]), "reference": it["reference"],
-                        "answer": "", "score": round(gain, 6), "passed": passed,
-                        "detail": {"kind": "likelihood", "child": lc, "parent": lp, "messages": it["messages"],
-                                   "reason": "ok" if passed else "no more likely than under the parent"}})
+                        "answer": "", "score": v["gain"], "passed": v["passed"],
+                        "detail": {"kind": "likelihood", "child": lc, "parent": lp, "child_elsewhere": oc,
+                                   "parent_elsewhere": op, "tied": v["tied"], "messages": it["messages"],
+                                   "reason": v["reason"]}})
         for n, (messages, answer) in enumerate(drift_set, 1):
             value = kl(parent.distributions(messages, answer), child.distributions(messages, answer))
             drifts.append({"item_key": f"drift{n:02d}", "prompt": _last_user(messages), "reference": answer,
                            "answer": "", "score": round(value, 6), "passed": True, "detail": {"kind": "kl"}})
     return gen, drifts
+
+
+def likelier(child: float | None, parent: float | None, child_elsewhere: float | None, parent_elsewhere: float | None,
+             margin: float, tolerance: float) -> dict[str, Any]:
+    """Did the child learn to give this held-out answer to its conversation? Mean log-probabilities per token.
+
+    gain: how much likelier the child finds the answer than the parent did, after its own
+    conversation. tied: that gain less the gain after another held-out conversation. A child
+    trained on answers paired with the wrong requests gains as much, or more, when the request
+    is wrong: it learned what the answers sound like, not what they answer. It passes when the
+    gain reaches ``margin`` and the gain after the other conversation is no more than
+    ``tolerance`` above it (without another conversation, on the gain alone).
+    """
+    if child is None:
+        return {"gain": 0.0, "tied": None, "passed": False, "reason": "no answer tokens to score"}
+    gain = child - (parent or 0.0)
+    tied = None if child_elsewhere is None else gain - (child_elsewhere - (parent_elsewhere or 0.0))
+    if gain < margin:
+        reason = "no more likely than under the parent"
+    elif tied is not None and tied < -tolerance:
+        reason = "as much likelier after another conversation: learned how the answers sound, not what they answer"
+    else:
+        reason = "ok"
+    return {"gain": round(gain, 6), "tied": None if tied is None else round(tied, 6), "passed": reason == "ok",
+            "reason": reason}
 
 
 def _last_user(messages: list[dict[str, str]]) -> str:
