@@ -83,6 +83,8 @@ def build_parser() -> Parser:
     c.add_argument("--count", type=int, default=10, help="requests to make (corrections: how many to vary)")
     c.add_argument("--multi-turn", type=float, default=0.3, help="agentic: the share of multi-turn conversations")
     c.add_argument("--variations", type=int, default=5, help="corrections: variations of each")
+    c.add_argument("--target-failures", action="store_true",
+                   help="tasks: each probes a failure pattern of the last practice round that had failures")
     c.add_argument("--budget", type=float, help="dollars this run may spend (default: teacher.budget_usd)")
     c.add_argument("--dry-run", action="store_true", help="show the plan and the estimate, spend nothing")
     c.add_argument("--yes", action="store_true", help="do not ask before spending")

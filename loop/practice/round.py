@@ -103,8 +103,9 @@ def run(cfg: Config, teacher=None, say: Callable[[str], None] = lambda _: None, 
 
 
 def _brief(summary: dict[str, Any]) -> dict[str, Any]:
+    # The most frequent failure patterns are kept for `ladder synth tasks --target-failures`.
     return {k: summary[k] for k in ("gen", "level", "n", "passed", "corrections", "at")} | {
-        "categories": {c: v["rate"] for c, v in summary["categories"].items()}}
+        "categories": {c: v["rate"] for c, v in summary["categories"].items()}, "patterns": summary["patterns"][:5]}
 
 
 def _records(cfg: Config, gen: int, results: list[dict[str, Any]], teacher, say) -> tuple[list[dict], int, float]:
@@ -155,6 +156,14 @@ def _better(cfg: Config, it: dict[str, Any], conv: list[dict[str, str]], teacher
     if it.get("reference"):
         return it["reference"], "reference", 0.0
     return None, "", 0.0
+
+
+def last_failures(cfg: Config) -> tuple[int | None, list[dict[str, Any]]]:
+    """The failure patterns of the latest practice round that had failures: (its generation, the patterns)."""
+    for r in reversed(history(cfg)):
+        if r.get("patterns"):
+            return r["gen"], r["patterns"]
+    return None, []
 
 
 def history(cfg: Config) -> list[dict[str, Any]]:

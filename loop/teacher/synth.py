@@ -47,11 +47,14 @@ class Unit:
 
 
 def plan(cfg: Config, kind: str, count: int, multi_turn: float = 0.3, variations: int = 5,
-         tools: list[dict[str, Any]] | None = None) -> list[Unit]:
+         tools: list[dict[str, Any]] | None = None, failures: list[dict[str, Any]] | None = None) -> list[Unit]:
+    """The requests of one run. ``failures`` (tasks only): practice failure patterns, one targeted per task in turn."""
     if kind not in KINDS:
         raise UserError(f"no synth kind {kind!r}: use one of {', '.join(KINDS)}")
     if count <= 0:
         raise UserError("--count must be a positive whole number")
+    if failures is not None and kind != "tasks":
+        raise UserError("--target-failures writes tasks: use 'ladder synth tasks --target-failures'")
     tools = tools if tools is not None else _tools(cfg)
     if kind == "corrections":
         return _corrections(cfg, count, variations)
@@ -66,12 +69,25 @@ def plan(cfg: Config, kind: str, count: int, multi_turn: float = 0.3, variations
                                              tools=json.dumps(tools))))
         elif kind == "chaos":
             units.append(Unit(kind, f"{scenario} #{i}", SYSTEM_JSON, CHAOS.format(scenario=scenario, n=i)))
+        elif failures:
+            units.append(_targeted(failures[i % len(failures)], scenario, i, tools))
         else:
             category = suites.CATEGORIES[i % 4]
             units.append(Unit(kind, f"{category} / {scenario} #{i}", SYSTEM_JSON,
                               TASKS.format(category=category, scenario=scenario, n=i, tools=json.dumps(tools),
                                            personas=", ".join(PERSONAS)), {"category": category, "n": i}))
     return units
+
+
+def _targeted(failure: dict[str, Any], scenario: str, i: int, tools: list[dict[str, Any]]) -> Unit:
+    """A task that probes one failure pattern of the last practice round, in the category it failed most in."""
+    cats = {c: n for c, n in failure.get("categories", {}).items() if c in suites.CATEGORIES}
+    category = max(cats, key=lambda c: (cats[c], -suites.CATEGORIES.index(c))) if cats else suites.CATEGORIES[i % 4]
+    pattern = str(failure["pattern"])
+    prompt = TASKS.format(category=category, scenario=scenario, n=i, tools=json.dumps(tools),
+                          personas=", ".join(PERSONAS)) + TARGET.format(pattern=pattern, count=failure.get("count", 1))
+    return Unit("tasks", f"{category} / targets: {pattern[:60]} #{i}", SYSTEM_JSON, prompt,
+                {"category": category, "n": i, "target": pattern})
 
 
 def estimate(teacher: Teacher, units: list[Unit]) -> float:
@@ -145,6 +161,8 @@ def parse_reply(text: str) -> list[dict[str, Any]]:
 def _checked(cfg: Config, u: Unit, obj: dict[str, Any]) -> dict[str, Any]:
     if u.kind == "tasks":
         item = {**obj, "id": f"synth-{u.extra['n']:04d}-{obj.get('id', 'x')}", "split": obj.get("split", "heldout")}
+        if u.extra.get("target"):
+            item["targets"] = u.extra["target"]  # the practice failure it was written to probe
         try:
             checked = suites.check_item(item, {})
         except ValueError as e:
@@ -229,6 +247,9 @@ TASKS = """Write one eval task for a home lab ops assistant as a JSON object: {{
 {{"tool": NAME}}, {{"tool": NAME, "args": {{...}}}} (task), {{"contains": ["..."]}} (context: a fact stated in an
 earlier turn), {{"persona": one of {personas}}}. A tool call answer is exactly {{"tool": NAME, "args": {{...}}}}.
 The reference must pass the expectation. Variant {n}."""
+TARGET = """
+The assistant being trained failed practice items this way ({count} time(s)): "{pattern}". Write a task that
+a model with exactly this weakness would fail, and list that weakness first in "failure_modes"."""
 CORRECTIONS = """Here is a correction: a prompt, the answer a small model gave (rejected) and the one it should have
 given (chosen). Write {n} variations that teach the same lesson with other wording and other details, as a JSON
 list of {{"prompt": "...", "chosen": "...", "rejected": "..."}} (rejected makes the same mistake as the original).

@@ -202,3 +202,57 @@ def test_config_refuses_a_model_without_a_price(ws, monkeypatch):
     ws.path.write_text('[teacher]\nmodel = "claude-unknown"\n', encoding="utf-8")
     with pytest.raises(UserError, match=r"\[teacher.prices\]"):
         client.Teacher(config.load(ws.path))
+
+
+def _practised(ws, patterns):
+    from loop.practice.round import STATE
+    from store.db import session, set_meta
+
+    rounds = [{"gen": 0, "level": 1, "n": 20, "passed": 12, "corrections": 8, "at": "x", "categories": {},
+               "patterns": patterns}, {"gen": 1, "level": 1, "n": 20, "passed": 20, "corrections": 0, "at": "y",
+                                       "categories": {}, "patterns": []}]
+    with session(ws.db_url) as s:
+        set_meta(s, STATE, {"level": 1, "rounds": rounds})
+
+
+def test_tasks_can_target_the_failure_patterns_of_the_last_practice_round(claude, ws):
+    from loop.practice.round import last_failures
+
+    assert last_failures(ws) == (None, [])
+    patterns = [{"pattern": 'used "action" instead of "tool"', "count": 9, "share": 0.75,
+                 "categories": {"task": 2, "tool_call": 7}},
+                {"pattern": "no TL;DR first line", "count": 3, "share": 0.25, "categories": {"persona": 3}}]
+    _practised(ws, patterns)
+    gen, failures = last_failures(ws)  # the latest round had none: the one before it is targeted
+    assert gen == 0 and failures == patterns
+    units = synth.plan(ws, "tasks", 3, failures=failures)
+    assert [u.extra["category"] for u in units] == ["tool_call", "persona", "tool_call"]
+    assert 'failed practice items this way (9 time(s)): "used \\"action\\" instead of \\"tool\\""' not in units[0].prompt
+    assert 'this way (9 time(s)): "used "action" instead of "tool""' in units[0].prompt
+    assert "no TL;DR first line" in units[1].prompt and "targets: no TL;DR" in units[1].label
+    task = {"id": "a", "category": "tool_call", "messages": [{"role": "user", "content": "restart plex"}],
+            "expect": {"tool": "restart_service"}, "reference": '{"tool": "restart_service", "args": {"name": "plex"}}',
+            "difficulty": 2, "failure_modes": ['uses "action"']}
+    claude.answer = lambda req: json.dumps(task)
+    out = synth.run(ws, client.Teacher(ws), units[:1])
+    assert out.written == ["evals/synth.jsonl"] and not out.invalid
+    from loop.evals import suites
+
+    (item,) = suites.load(ws, "synth").items
+    assert item["targets"] == 'used "action" instead of "tool"'
+    assert len(claude.answered()) == 1
+    with pytest.raises(UserError, match="--target-failures writes tasks"):
+        synth.plan(ws, "agentic", 2, failures=failures)
+
+
+def test_the_cli_says_what_to_do_when_there_is_no_failure_to_target(claude, ws, capsys):
+    from tui.cli import main
+
+    assert main(["--config", str(ws.path), "synth", "tasks", "--target-failures", "--dry-run"]) != 0
+    assert capsys.readouterr().err.strip() == ("error: no practice round has failed items to target yet: "
+                                               "run 'ladder practice' first")
+    _practised(ws, [{"pattern": "no tool call", "count": 2, "share": 1.0, "categories": {"tool_call": 2}}])
+    assert main(["--config", str(ws.path), "synth", "tasks", "--target-failures", "--dry-run", "--count", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "each targets one of 1 failure pattern(s) of G0's last practice round: no tool call (2)" in out
+    assert "2 request(s)" in out and not claude.answered()

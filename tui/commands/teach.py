@@ -64,7 +64,14 @@ def _trajectory(args: Namespace, points: list[dict[str, Any]]) -> None:
 
 def synth(args: Namespace) -> dict[str, Any]:
     cfg = _open(args, recover=False)
-    units = synthesis.plan(cfg, args.kind, args.count, args.multi_turn, args.variations)
+    failures = None
+    if args.target_failures:
+        gen, failures = practice_round.last_failures(cfg)
+        if not failures:
+            raise UserError("no practice round has failed items to target yet: run 'ladder practice' first")
+        emit(args, f"synth tasks: each targets one of {len(failures)} failure pattern(s) of G{gen}'s last practice "
+                   f"round: " + "; ".join(f"{f['pattern']} ({f['count']})" for f in failures))
+    units = synthesis.plan(cfg, args.kind, args.count, args.multi_turn, args.variations, failures=failures)
     teacher = _teacher(args, cfg, required=True)
     most = synthesis.estimate(teacher, units)
     emit(args, f"synth {args.kind}: {len(units)} request(s) to {teacher.model}; at most ${most:.4f} if none is "
