@@ -155,10 +155,12 @@ def likelihoods(cfg: Config, gguf: Path, parent_gguf: Path | None, refs: list[di
     if parent_gguf is None or not (refs or drift_set):
         return [], []
     from loop.model.likelihood import Scorer, kl, mean  # noqa: PLC0415
+    from loop.model.threads import pick  # noqa: PLC0415
 
     e = cfg.eval
     gen, drifts = [], []
-    with Scorer(gguf, e.threads, e.scoring_context) as child, Scorer(parent_gguf, e.threads, e.scoring_context) as parent:
+    threads = pick(e.threads)  # once for both: the idle cores are sampled over a fifth of a second
+    with Scorer(gguf, threads, e.scoring_context) as child, Scorer(parent_gguf, threads, e.scoring_context) as parent:
         for k, it in enumerate(refs):
             lc, lp = mean(child.logprobs(it["messages"], it["reference"])), mean(parent.logprobs(it["messages"], it["reference"]))
             # The same answer after the next item's conversation: what the child gained there is style, not an answer.

@@ -76,18 +76,22 @@ class Scorer:
     def logprobs(self, messages: list[Message], answer: str) -> np.ndarray:
         """log P(token | everything before it) for each token of the answer (end-of-turn included)."""
         rows, full, start = self._rows(messages, answer)
-        return np.array([rows[i - start][full[i]] for i in range(start, len(full))], dtype=np.float64)
+        if not len(rows):
+            return np.zeros(0)
+        picked = rows[np.arange(len(rows)), full[start:]]
+        return (picked - _log_sum_exp(rows)).astype(np.float64)
 
     def distributions(self, messages: list[Message], answer: str) -> np.ndarray:
-        """The log next-token distribution at each answer position: (answer tokens, vocabulary)."""
-        return self._rows(messages, answer)[0]
+        """The log next-token distribution at each answer position: (answer tokens, vocabulary), float32."""
+        return log_softmax(self._rows(messages, answer)[0])
 
     def _rows(self, messages: list[Message], answer: str) -> tuple[np.ndarray, list[int], int]:
+        """The logits before each answer token (float32: the model computes no more), the tokens, the answer's start."""
         full, start = self.tokens(messages, answer)
         start = max(start, 1)
         if start >= len(full):
-            return np.zeros((0, self.n_vocab)), full, start
-        return log_softmax(self._logits(full, start - 1)), full, start
+            return np.zeros((0, self.n_vocab), dtype=np.float32), full, start
+        return self._logits(full, start - 1), full, start
 
     def _logits(self, tokens: list[int], first: int) -> np.ndarray:
         """The logits after each token from ``first`` on but the last.
@@ -110,23 +114,27 @@ class Scorer:
             cpp.llama_memory_seq_rm(cpp.llama_get_memory(ctx), 0, -1, -1)
             raise RuntimeError(f"llama_decode returned {rc}")
         self.held = list(tokens)
-        out = np.empty((len(tokens) - 1 - first, self.n_vocab), dtype=np.float64)
-        for row, i in enumerate(range(first, len(tokens) - 1)):
-            ptr = cpp.llama_get_logits_ith(ctx, i - keep)
-            out[row] = np.ctypeslib.as_array(ctypes.cast(ptr, ctypes.POINTER(ctypes.c_float)), shape=(self.n_vocab,))
-        return out
+        # The asked rows' logits lie one after another, in the batch's order.
+        ptr = ctypes.cast(cpp.llama_get_logits(ctx), ctypes.POINTER(ctypes.c_float))
+        return np.ctypeslib.as_array(ptr, shape=(len(tokens) - 1 - first, self.n_vocab)).copy()
+
+
+def _log_sum_exp(logits: np.ndarray) -> np.ndarray:
+    top = logits.max(axis=-1, keepdims=True)
+    return (top + np.log(np.exp(logits - top).sum(axis=-1, keepdims=True)))[..., 0]
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
     top = logits.max(axis=-1, keepdims=True)
-    return logits - top - np.log(np.exp(logits - top).sum(axis=-1, keepdims=True))
+    shifted = logits - top
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def kl(parent: np.ndarray, child: np.ndarray) -> float:
     """Mean per-token KL(parent ‖ child) between two aligned stacks of log distributions."""
     if len(parent) == 0:
         return 0.0
-    return float(np.mean(np.sum(np.exp(parent) * (parent - child), axis=-1)))
+    return float(np.mean(np.sum(np.exp(parent) * (parent - child), axis=-1, dtype=np.float64)))
 
 
 def mean(values: Any) -> float | None:
