@@ -1,6 +1,6 @@
 """Do practice rounds teach the agent? Three rounds on the default suite's practice split, default config, no key.
 
-    .venv/bin/python bench/bench_practice.py [--rounds 3] [--keep DIR] [--steps N]
+    .venv/bin/python bench/bench_practice.py [--rounds 3] [--keep DIR] [--steps N] [--dpo on|off]
 
 A fresh workspace on the embedded model (`ladder init`), then per round, with the product's
 own commands as subprocesses: `ladder practice --no-teacher` (the suites' reference answers
@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, help="optimizer steps per generation (default: the config's)")
     ap.add_argument("--keep", type=Path, help="keep the workspace here")
+    ap.add_argument("--dpo", choices=("on", "off"), help="the DPO stage on the rounds' corrections (default: the config's)")
     a = ap.parse_args()
     ws = a.keep or Path(tempfile.mkdtemp(prefix="ladder-practice-"))
     ws.mkdir(parents=True, exist_ok=True)
@@ -66,7 +67,14 @@ def main() -> None:
     t0 = time.monotonic()
     ladder(ws, log, "init")
     print(f"init: {time.monotonic() - t0:.0f} s; workspace {ws}", flush=True)
+    if a.dpo:
+        path = ws / "config.toml"
+        text = path.read_text(encoding="utf-8")
+        assert "\ndpo = false\n" in text, "the config template no longer says 'dpo = false'"
+        path.write_text(text.replace("\ndpo = false\n", f"\ndpo = {'true' if a.dpo == 'on' else 'false'}\n"),
+                        encoding="utf-8")
     cfg = config.load(ws / "config.toml")
+    print(f"DPO stage: {'on' if cfg.train.dpo else 'off'}", flush=True)
     rows = [figures(cfg, 0) | {"round": 0, "practice": "", "seconds": 0.0}]
     active = 0
     for n in range(1, a.rounds + 1):
