@@ -7,6 +7,10 @@ class UserError(Exception):
     exit_code = 2
 
 
+class NothingToTrain(UserError):
+    """A preference stage whose rows are all unusable (every prompt too long): the generation goes on without it."""
+
+
 class OperationFailed(Exception):
     """A valid request that could not be carried out: exit code 1."""
 

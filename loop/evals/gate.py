@@ -47,8 +47,9 @@ def decide(child: Mapping[str, Any], gates: Any, parent: Mapping[str, Any] | Non
         floor = round(parent["recall_same"] - gates.recall_margin, 6)
         checks.append(_at_least("recall_vs_parent", recall, floor,
                                 f"parent's {parent['recall_same']:.3g} - gates.recall_margin {gates.recall_margin:g}"))
+    on = (child.get("generalization_basis") or {}).get("basis")
     checks.append(_at_least("generalization", child.get("eval_generalization"), gates.generalization_min,
-                            "gates.generalization_min"))
+                            "gates.generalization_min" + (f"; on {on}" if on else "")))
     style_limit, basis = gates.style_drift_max, "gates.style_drift_max"
     if parent.get("eval_style_drift") is not None and parent["eval_style_drift"] + 1 > style_limit:
         style_limit = parent["eval_style_drift"] + 1

@@ -48,6 +48,19 @@ def parent_recall(cfg: Config, parent: Generation, child_results: list[dict[str,
     return round(sum(bool(known[k]) for k in keys) / len(keys), 4)
 
 
+def against_parent(cfg: Config, parent: Generation, metrics: dict[str, Any], results: Results, job_path: Path) -> None:
+    """What the gates compare with the parent: its recall on the child's items and, for a child with no held-out
+    records of its own (all practice), generalization on the suites' held-out items against the parent's."""
+    from loop.evals import transfer  # noqa: PLC0415
+
+    metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for n, r in results if n == "recall"], job_path)
+    if metrics["eval_generalization"] is None:
+        found = transfer.on_suites(cfg, parent, results)
+        if found is not None:
+            metrics |= {"eval_generalization": found["value"], "holdout_items": found["n"],
+                        "generalization_basis": found}
+
+
 def _recall(runner, items: list[dict[str, Any]], cfg: Config) -> list[dict[str, Any]]:
     from loop.evals import probes as evals  # noqa: PLC0415
 

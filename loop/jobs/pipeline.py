@@ -16,7 +16,8 @@ from typing import Any
 from loop import artifacts, faults
 from loop.config import Config
 from loop.data.jobfiles import read_jsonl
-from loop.evals.generation import drift_set, evaluate, parent_recall
+from loop.errors import NothingToTrain
+from loop.evals.generation import against_parent, drift_set, evaluate
 from loop.events import EventLog
 from loop.hashing import sha256_file
 from loop.jobs.finish import finish
@@ -113,7 +114,7 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog, should_stop) -> dict
     metrics, results = evaluate(cfg, target, job_path, artifacts.verified_gguf(cfg, parent), drift_set(cfg, parent))
     faults.point("eval.child")
     check()
-    metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for name, r in results if name == "recall"], job_path)
+    against_parent(cfg, parent, metrics, results, job_path)
     faults.point("eval.parent")
     check()
     set_stage(cfg, gen_id, "gate", events, f"G{gen_id}: holding the evals to the gates")
@@ -166,6 +167,10 @@ def dpo_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, Any]
                        should_stop=should_stop)
     except StageCancelled:
         raise Cancelled() from None
+    except NothingToTrain as e:  # the SFT child stands; the user is told why it had no preference stage
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        events.emit("warning", f"G{gen_id}: {kind.upper()} skipped: {e}")
+        return {"skipped": str(e)}
     # Both folders are complete; two renames swap them, and the second failing puts the SFT folder back.
     os.replace(weights, sft_dir)
     faults.point(f"{kind}.swap")

@@ -17,7 +17,7 @@ from loop.events import EventLog
 from loop.jobs import writer
 from loop.jobs.launch import job_alive, launch, lock_for
 from loop.evals import base
-from loop.evals.generation import drift_set, evaluate, parent_recall, store_results
+from loop.evals.generation import against_parent, drift_set, evaluate, store_results
 from loop.jobs.finish import record_evals
 from store.db import get_meta, reading, session, set_meta
 from store.tables import EvalResult, Generation
@@ -74,7 +74,7 @@ def run(cfg: Config, job: dict[str, Any], events: EventLog) -> dict[str, Any]:
         checks: list[Any] = []
     else:
         metrics, results = evaluate(cfg, gguf, job_dir, artifacts.verified_gguf(cfg, parent), drift_set(cfg, parent))
-        metrics["parent_recall_same"] = parent_recall(cfg, parent, [r for n, r in results if n == "recall"], job_dir)
+        against_parent(cfg, parent, metrics, results, job_dir)
         checks = gate.decide(metrics, cfg.gates, {"recall_same": metrics["parent_recall_same"],
                                                   "eval_style_drift": parent.eval_style_drift}).checks
     before = (g.eval_recall, g.eval_generalization, g.eval_style_drift)

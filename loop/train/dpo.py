@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from loop.errors import UserError
+from loop.errors import NothingToTrain, UserError
 from loop.train.backends import load_model, lora_config
 from loop.train.examples import json_lines
 from loop.train.sft import Cancelled, _progress_callback, checkpointing, loss_ends
@@ -125,7 +125,8 @@ def train_dpo(
         progress = _progress_callback(on_progress, should_stop)
         trainer = make_dpo_trainer(model, tokenizer, pairs, settings, work_dir, [progress], lora_config(settings))
         if len(trainer.train_dataset) == 0:
-            raise UserError(f"every pair in {pairs_path} has a prompt longer than max_length={settings['max_length']}")
+            raise NothingToTrain(f"every pair's prompt is longer than train.max_length={settings['max_length']} "
+                                 f"(raise it to train on them)")
         trainer.train()
         if progress.cancelled:
             raise Cancelled()

@@ -75,3 +75,18 @@ def test_each_threshold_says_where_it_comes_from():
         ("recall", "gates.recall_min"), ("generalization", "gates.generalization_min"),
         ("style_drift", "gates.style_drift_max")]  # a parent below the configured bar does not lower it
     assert "(needs >= 0.9: gates.recall_min) FAILED" in d.reason
+
+
+def test_transfer_is_the_share_of_changed_held_out_verdicts_that_got_better():
+    from loop.evals import transfer
+
+    parent = {("s", "a"): False, ("s", "b"): False, ("s", "c"): True, ("s", "d"): True, ("s", "e"): False}
+    child = {("s", "a"): True, ("s", "b"): True, ("s", "c"): True, ("s", "d"): False, ("s", "e"): False}
+    t = transfer.score(child, parent)
+    assert (t["better"], t["worse"], t["same"], t["n"], t["value"]) == (2, 1, 2, 3, 0.6667)
+    nothing = transfer.score(parent, parent)
+    assert nothing["value"] == 0.0 and nothing["n"] == 0, "nothing changed: nothing carried over"
+    d = decide({"eval_recall": 1.0, "eval_generalization": t["value"], "eval_style_drift": 0,
+                "generalization_basis": t}, SimpleNamespace(**(vars(GATES) | {"generalization_min": 0.6})))
+    check = next(c for c in d.checks if c.name == "generalization")
+    assert check.passed and "2 better, 1 worse than the parent" in check.describe()

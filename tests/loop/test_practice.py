@@ -87,3 +87,39 @@ def test_the_teachers_answer_is_used_only_when_it_passes_the_items_check(tiny_ws
     assert by_item["t5"]["provenance"]["teacher"] == cfg.teacher.model
     assert by_item["t3"]["provenance"]["teacher"] == "reference"  # "no idea" lacks the port: the reference instead
     assert rep["cost_usd"] > 0 and rep["teacher"] == cfg.teacher.model
+
+
+def test_a_generation_of_practice_alone_is_judged_on_the_suites_held_out_items(tiny_template, tmp_path):
+    """Practice holds nothing of its own out: generalization is the child's held-out suite verdicts against its
+    parent's, read from the parent's stored answers or, where it has none on these items, asked of its GGUF."""
+    from sqlmodel import delete
+
+    from loop.evals import transfer
+    from store.db import session
+    from store.tables import EvalResult
+
+    cfg = jobkit.copy_workspace(tiny_template, tmp_path / "ws")
+    practice.run(cfg)
+    r = jobkit.ladder(cfg, "train")
+    assert r.returncode == 0, r.stderr
+    with reading(cfg.db_url) as s:
+        g1 = s.get(Generation, 1)
+        rows = s.exec(select(EvalResult).where(EvalResult.eval == "suite:tiny")).all()
+    verdicts = {g: {("suite:tiny", x.item_key): x.passed for x in rows if x.gen_id == g} for g in (0, 1)}
+    assert set(verdicts[1]) == {("suite:tiny", k) for k in ("t1", "t2", "t4")}, "the held-out split only"
+    expect = transfer.score(verdicts[1], verdicts[0])
+    assert g1.eval_generalization == expect["value"] and g1.n_generalization == expect["n"]
+    check = next(c for c in json.loads(g1.gates) if c["name"] == "generalization")
+    assert "the suites' held-out items, which practice never trains on" in check["basis"]
+    from store.tables import Event
+
+    with reading(cfg.db_url) as s:  # the corrections carry the suite's system prompt: too long for 64 tokens
+        said = [e.message for e in s.exec(select(Event).where(Event.kind == "warning")).all()]
+    assert any("DPO skipped: every pair's prompt is longer than train.max_length=64" in m for m in said), said
+    with session(cfg.db_url) as s:  # as if the suite had changed since G0 answered it
+        s.exec(delete(EvalResult).where(EvalResult.gen_id == 0, EvalResult.eval == "suite:tiny"))
+    with reading(cfg.db_url) as s:
+        g0 = s.get(Generation, 0)
+    results = [("suite:tiny", {"item_key": x.item_key, "passed": x.passed, "detail": json.loads(x.detail)})
+               for x in rows if x.gen_id == 1]
+    assert transfer.parent_verdicts(cfg, g0, results) == verdicts[0]
