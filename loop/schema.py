@@ -65,6 +65,7 @@ class Dataset(Section):
     self_replay_max: num(int, 0, 100_000)
     self_replay_pool: list[str]
     self_replay_max_tokens: num(int, 1, 8192)
+    fact_drills: num(int, 0, 3)
 
 
 class Train(Section):
@@ -107,6 +108,7 @@ class Eval(Section):
     recall_steady: bool
     base_answer_cache: bool
     generalization_items: num(int, 1, 100_000)
+    fact_items: num(int, 0, 100_000)
     generalization_margin: num(float, -100, 100)
     relevance_tolerance: num(float, 0, 100)
     scoring_context: num(int, 64, 1_048_576)

@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from loop.data import mix, replay
+from loop.data import facts, mix, replay
 from loop.evals import agentic
 from loop.data.jobfiles import write_jsonl, write_rows
 from loop.config import Config
@@ -55,12 +55,21 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     new_train = [c for c in usable if c.id not in holdout and c.id not in deferred]
     replayed = sample_replay(s, lineage, cfg.dataset.replay_examples, cfg.dataset.seed + parent_id)
     ordered = curriculum_order([(c, "replay") for c in replayed] + [(c, "new") for c in choice.rows + practice], stages)
-    p.train_rows = [training_row(c) | {"_source": src, "_stage": c.stage} for c, src in ordered]
+    # A practice record's values belong to its item's conversation (context retention), not to the user's world,
+    # except where it practised a fact the model missed: that one is asked back again.
+    taught = taught_facts([c for c, src in ordered if src == "new" and (not from_practice(c) or fact_practice(c))])
+    drilled = {c_id: [r for f in fs for r in facts.drills(f, cfg.dataset.fact_drills)] for c_id, fs in taught.items()}
+    for c, src in ordered:  # each fact's drills right after the record that states it, in its stage
+        p.train_rows.append(training_row(c) | {"_source": src, "_stage": c.stage})
+        p.train_rows += [r | {"_source": "fact_drill", "_stage": c.stage} for r in drilled.get(c.id, [])]
     p.new_train_ids = [c.id for c in new_train]
     p.holdout_ids = [c.id for c in usable if c.id in holdout]
     p.replay_ids = [c.id for c in replayed]
     p.holdout_items = [holdout_item(c) for c in usable if c.id in holdout][: cfg.eval.generalization_items]
+    new_facts = [f for fs in taught.values() for f in fs][: cfg.eval.fact_items]
+    p.holdout_items += [facts.ask_item(f) for f in new_facts]  # asked in phrasings it never trained on
     p.recall_items = recall_items(s, lineage, cfg.eval.recall_items, cfg.dataset.seed)
+    p.recall_items += known_facts(s, lineage, {f.key for f in new_facts}, cfg.eval.fact_items)
     p.data_delta_sha = sha256_records(
         sorted(({"kind": c.kind, "messages": json.loads(c.messages), "rejected": c.rejected,
                  "split": "holdout" if c.id in holdout else "train"} for c in usable if c.id not in deferred),
@@ -68,6 +77,8 @@ def plan(s: Session, cfg: Config, parent_id: int) -> Plan:
     p.summary = summarize(p, new_train, replayed, [c for c in usable if c.id in holdout])
     p.summary["mix"] = choice.summary()
     p.summary["practice_rows"] = len(practice)  # beside the mix, never deferred
+    p.summary["facts"] = len(new_facts)
+    p.summary["fact_drills"] = sum(len(v) for v in drilled.values())
     p.dpo_pairs = [dpo_pair(c) for c in new_train if c.kind == "correction" and c.rejected]
     p.summary["dpo_pairs"] = len(p.dpo_pairs)
     bad = [c for c in pending if c.kind == "undesirable"]
@@ -99,6 +110,45 @@ def split_holdout(records: list[Conversation], ratio: float, seed: int) -> set[i
     if len(held) == len(eligible) and len(eligible) > 1:
         held.discard(ranked[-1].id)
     return held
+
+
+def taught_facts(records: list[Conversation]) -> dict[int, list[facts.Fact]]:
+    """Record id -> the facts it is the last to state (a later statement of the same fact replaces an earlier one)."""
+    last: dict[str, tuple[int, facts.Fact]] = {}
+    for c in records:
+        if fact_practice(c):  # the fact as it was asked, not as the drill's answer words it
+            f = facts.of(json.loads(c.meta)["provenance"]["fact"])
+            last[f.key] = (c.id, f)
+        elif c.kind in ("chat", "correction"):
+            for f in facts.in_conversation(json.loads(c.messages)):
+                last[f.key] = (c.id, f)
+    out: dict[int, list[facts.Fact]] = {}
+    for c_id, f in last.values():
+        out.setdefault(c_id, []).append(f)
+    return out
+
+
+def known_facts(s: Session, lineage: list[int], retaught: set[str], limit: int) -> list[dict[str, Any]]:
+    """The facts the lineage was asked back and got right, newest first, as recall items: a child must keep them.
+    One taught again in this generation is asked as a new fact instead."""
+    if not lineage or limit <= 0:
+        return []
+    rows = s.exec(select(EvalResult).where(col(EvalResult.gen_id).in_(lineage), EvalResult.passed == True,  # noqa: E712
+                                           col(EvalResult.eval).in_(["generalization", "recall"]))
+                  .order_by(col(EvalResult.id).desc())).all()
+    items: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        detail = json.loads(r.detail)
+        if detail.get("kind") == "fact" and r.item_key not in retaught:
+            items.setdefault(r.item_key, {"key": r.item_key, "type": "fact", "messages": detail["messages"],
+                                          "reference": r.reference, "expect": detail["expect"]}
+                             | ({"fact": detail["fact"]} if "fact" in detail else {}))
+    return sorted(list(items.values())[:limit], key=lambda it: it["key"])
+
+
+def fact_practice(c: Conversation) -> bool:
+    """A practice record of a fact the model missed (its provenance names the fact; a file may say anything)."""
+    return from_practice(c) and facts.valid(json.loads(c.meta)["provenance"].get("fact"))
 
 
 def from_practice(c: Conversation) -> bool:

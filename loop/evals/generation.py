@@ -66,8 +66,12 @@ def _recall(runner, items: list[dict[str, Any]], cfg: Config) -> list[dict[str, 
 
     e = cfg.eval
     rp, _ = evals.run_probes(runner, [m for m in items if m["type"] == "probe"], e.max_tokens)
-    rt = evals.run_items(runner, [m for m in items if m["type"] == "tool"], e.suite_max_tokens,
-                         list(e.corporate_phrases))
+    asked = [m for m in items if m["type"] in ("tool", "fact")]
+    rt = evals.run_items(runner, asked, e.suite_max_tokens, list(e.corporate_phrases))
+    for r, it in zip(rt, asked):  # what a later generation's recall items are made from
+        r["detail"] |= {"kind": it["type"], "messages": it["messages"], "expect": it["expect"]}
+        r["detail"] |= {"fact": it["fact"]} if "fact" in it else {}
+        r["reference"] = it["reference"]
     return rp + rt
 
 
@@ -77,7 +81,7 @@ def recall_requests(items: list[dict[str, Any]], cfg: Config) -> list[tuple[list
 
     e = cfg.eval
     return (evals.probe_requests([m for m in items if m["type"] == "probe"], e.max_tokens)
-            + evals.item_requests([m for m in items if m["type"] == "tool"], e.suite_max_tokens))
+            + evals.item_requests([m for m in items if m["type"] in ("tool", "fact")], e.suite_max_tokens))
 
 
 def suite_requests(cfg: Config, split: str = "heldout") -> list[tuple[list[dict[str, str]], int, bool]]:
@@ -131,8 +135,8 @@ def evaluate(cfg: Config, gguf: Path, job_path: Path, parent_gguf: Path | None =
 
     e = cfg.eval
     holdout, recall = read_jsonl(job_path / "holdout.jsonl"), read_jsonl(job_path / "recall.jsonl")
-    tools = [it for it in holdout if it["type"] == "tool"]
-    refs = [it for it in holdout if it["type"] != "tool"]
+    tools = [it for it in holdout if it["type"] in ("tool", "fact")]  # judged by what the answer says
+    refs = [it for it in holdout if it["type"] not in ("tool", "fact")]  # by how likely the reference is
     with Runner(gguf, threads=e.threads, context=e.context, seed=0, batch=e.batch) as runner:
         # Every question at once: one tail of short batches at the end instead of one per eval.
         evals.ahead(runner, evals.item_requests(tools, e.suite_max_tokens) + recall_requests(recall, cfg)
@@ -142,7 +146,8 @@ def evaluate(cfg: Config, gguf: Path, job_path: Path, parent_gguf: Path | None =
         style_results, drift = evals.run_style(runner, list(e.tone_probes), list(e.corporate_phrases), e.max_tokens)
         suite_results, summary = run_suites(runner, cfg)
     for r, it in zip(gen_tools, tools):
-        r["detail"] |= {"kind": "tool", "messages": it["messages"], "expect": it["expect"]}
+        r["detail"] |= {"kind": it["type"], "messages": it["messages"], "expect": it["expect"]}
+        r["detail"] |= {"fact": it["fact"]} if "fact" in it else {}
         r["reference"] = it["reference"]
     gen_refs, kls = likelihoods(cfg, gguf, parent_gguf, refs, drift_set)
     out: Results = [("generalization", r) for r in gen_tools + gen_refs] + [("recall", r) for r in recall_results]

@@ -252,7 +252,8 @@ def run_items(runner, items: list[dict[str, Any]], max_tokens: int, phrases: lis
     results = []
     for item in items:
         messages = conversation(item) if "category" in item else item["messages"]
-        scored = item if "category" in item else {"category": "task", "expect": item["expect"]}
+        scored = item if "category" in item else {"category": "fact" if item.get("type") == "fact" else "task",
+                                                  "expect": item["expect"]}
         try:
             answer = runner.chat(messages, max_tokens)
             passed, reason = agentic.score(scored, answer, phrases)

@@ -11,18 +11,22 @@ and the level rises once enough of them pass.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from sqlmodel import col, select
+
 from loop import artifacts
+from loop.data import facts
 from loop.config import Config
 from loop.errors import UserError
 from loop.evals import agentic, readiness, suites
 from loop.evals.generation import flat
 from loop.inbox.feedback import write_many
 from store.db import active_gen, get_meta, reading, session, set_meta
-from store.tables import Generation
+from store.tables import EvalResult, Generation
 
 STATE = "practice"  # meta key: {"level", "rounds": [summaries]}
 TEACH_SYSTEM = ("You are the teacher of a small assistant model. Answer the conversation below exactly as the "
@@ -37,6 +41,20 @@ def items_for(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
         raise UserError(f"the suites {', '.join(cfg.eval.suites)} have no practice items: give some items "
                         "\"split\": \"practice\" (in evals/NAME.jsonl) or add a suite with 'ladder synth tasks'")
     return out
+
+
+def missed_facts(cfg: Config, gen: int) -> list[tuple[str, dict[str, Any]]]:
+    """The facts the generation was asked back and got wrong, as practice items in a drill phrasing."""
+    with reading(cfg.db_url) as s:
+        rows = s.exec(select(EvalResult).where(EvalResult.gen_id == gen, EvalResult.passed == False,  # noqa: E712
+                                               col(EvalResult.eval).in_(["generalization", "recall"]))
+                      .order_by(EvalResult.id)).all()
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        detail = json.loads(r.detail)
+        if detail.get("kind") == "fact" and "fact" in detail:
+            out.setdefault(r.item_key, facts.practice_item(detail["fact"], r.item_key))
+    return [("facts", it) for it in list(out.values())[: cfg.eval.fact_items]]
 
 
 def draw(items: list[tuple[str, dict[str, Any]]], level: int, limit: int) -> list[tuple[str, dict[str, Any]]]:
@@ -68,6 +86,7 @@ def run(cfg: Config, teacher=None, say: Callable[[str], None] = lambda _: None, 
     levels = sorted({it["difficulty"] for _, it in every})
     level = max(min(int(state.get("level", levels[0])), levels[-1]), levels[0])
     chosen = draw(every, level, cfg.practice.items if limit is None else limit)
+    chosen = missed_facts(cfg, g.id) + chosen  # what it was taught and did not answer back: retrained first
     say(f"practice: G{g.id} attempts {len(chosen)} practice item(s) up to difficulty {level}")
     e = cfg.eval
     results: list[dict[str, Any]] = []
@@ -89,7 +108,8 @@ def run(cfg: Config, teacher=None, say: Callable[[str], None] = lambda _: None, 
                "teacher": teacher.model if teacher else "reference answers", "cost_usd": round(cost, 6),
                "file": str(path.relative_to(cfg.root)) if path else None,
                "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    summary["next_level"] = level_after(results, level, cfg.practice.level_up_at, levels[-1])
+    summary["next_level"] = level_after([r for r in results if r["detail"]["suite"] != "facts"], level,
+                                        cfg.practice.level_up_at, levels[-1])
     with session(cfg.db_url) as s:
         state = get_meta(s, STATE) or {}
         set_meta(s, STATE, {"level": summary["next_level"],
@@ -117,7 +137,7 @@ def _records(cfg: Config, gen: int, results: list[dict[str, Any]], teacher, say)
         conv = suites.conversation(it)
         tags = ["practice", f"G{gen}", it["category"]]
         prov = {"kind": "practice", "gen": gen, "suite": r["detail"]["suite"], "item": it["id"],
-                "difficulty": it["difficulty"], "reason": r["detail"]["reason"]}
+                "difficulty": it["difficulty"], "reason": r["detail"]["reason"]} | ({"fact": it["fact"]} if "fact" in it else {})
         if r["passed"]:
             if cfg.practice.keep_passed and answer.strip():
                 records.append({"messages": conv + [{"role": "assistant", "content": answer}],

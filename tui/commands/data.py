@@ -62,7 +62,7 @@ def dataset(args: Namespace) -> dict[str, Any]:
         plan = builder.plan(s, cfg, parent if parent is not None else 0)
     m, stages = plan.summary["mix"], {}
     for row in plan.train_rows:  # in training order, so the curriculum shows as it will run
-        stages.setdefault(row["_stage"], {"new": 0, "replay": 0})[row["_source"]] += 1
+        stages.setdefault(row["_stage"], {"new": 0, "replay": 0})["replay" if row["_source"] == "replay" else "new"] += 1
     result = {"parent": parent, "new_rows": m["rows"], "new_records": m["records"], "deferred": m["deferred"],
               "replay": plan.summary["replay"], "holdout": plan.summary["holdout"],
               "skipped_low_quality": plan.skipped_low_quality, "curriculum": list(cfg.dataset.curriculum),
@@ -70,7 +70,8 @@ def dataset(args: Namespace) -> dict[str, Any]:
               "by_domain": {k: v | {"records": m["records_by_domain"].get(k, 0)}
                             for k, v in _pair(m["rows_by_domain"], m["deferred_by_domain"]).items()},
               "by_stage": stages,
-              "self_replay_planned": plan.summary["self_replay_planned"], "domain_note": m["domain_note"]}
+              "self_replay_planned": plan.summary["self_replay_planned"], "domain_note": m["domain_note"],
+              "facts": plan.summary["facts"], "fact_drills": plan.summary["fact_drills"]}
     emit(args, f"next generation (parent {'G' + str(parent) if parent is not None else 'none yet'}): "
                f"{m['rows']} new row(s) from {m['records']} record(s), {m['deferred']} deferred to a later "
                f"generation, {result['replay']} replay, {result['holdout']} held out, "
@@ -84,6 +85,9 @@ def dataset(args: Namespace) -> dict[str, Any]:
     emit(args, f"  {'by stage (in order)':<22} {'new':>6} {'replay':>9}")
     for name, n in stages.items():
         emit(args, f"    {name:<20} {n['new']:>6} {n['replay']:>9}")
+    if result["facts"]:
+        emit(args, f"  facts: {result['facts']} stated in the new records, trained again as {result['fact_drills']} "
+                   f"drill row(s) (in 'new') and asked back in other phrasings")
     emit(args, f"  self-replay: up to {result['self_replay_planned']} answer(s) from the parent to general prompts, "
                f"asked when training starts (dataset.self_replay_share = {cfg.dataset.self_replay_share})")
     if args.out:
