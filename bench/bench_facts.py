@@ -1,13 +1,13 @@
 """Do facts a user teaches stick? Stages of made-up facts, each stated three ways, one generation a stage.
 
-    .venv/bin/python bench/bench_facts.py [--stages 2] [--practice 0] [--keep DIR]
+    .venv/bin/python bench/bench_facts.py [--stages 2] [--practice 0] [--drills N] [--keep DIR]
 
 A fresh workspace on the embedded model with the default config (`ladder init`). Per stage, ten
 facts about a made-up environment whose values the base model cannot guess (ports, hosts,
 paths, VLANs), each stated three ways by the user in short conversations, go into the inbox;
 `ladder train` makes a generation (through the gates). Then `--practice N` rounds of `ladder
 practice --no-teacher` and `ladder train` (practice retrains the facts the active generation
-missed). After each generation, the active one is asked every fact taught so far in a phrasing
+missed). After each generation, the child is asked every fact taught so far in a phrasing
 of this bench's own (neither the conversations' nor the product's drills or questions),
 greedy, through the product's Runner, and scored by the exact value; the product's own fact
 figures (this generation's new facts, the lineage's earlier ones in recall) and recall are
@@ -125,12 +125,20 @@ def main() -> None:
     ap.add_argument("--stages", type=int, default=2)
     ap.add_argument("--practice", type=int, default=0, help="practice rounds after each stage's generation")
     ap.add_argument("--keep", type=Path, help="keep the workspace here")
+    ap.add_argument("--drills", type=int, help="dataset.fact_drills for this workspace (default: the config's)")
     a = ap.parse_args()
     ws = a.keep or Path(tempfile.mkdtemp(prefix="ladder-facts-"))
     ws.mkdir(parents=True, exist_ok=True)
     log = ws / "bench.log"
     t0 = time.monotonic()
     ladder(ws, log, "init")
+    if a.drills is not None:
+        path = ws / "config.toml"
+        text = path.read_text(encoding="utf-8")
+        assert "\nfact_drills = " in text, "the config template no longer has dataset.fact_drills"
+        text = "\n".join(f"fact_drills = {a.drills}" if line.startswith("fact_drills = ") else line
+                         for line in text.splitlines()) + "\n"
+        path.write_text(text, encoding="utf-8")
     cfg = config.load(ws / "config.toml")
     print(f"init: {time.monotonic() - t0:.0f} s; workspace {ws}; fact_drills {cfg.dataset.fact_drills}", flush=True)
     taught: list[list[dict[str, str]]] = []
@@ -148,7 +156,7 @@ def main() -> None:
             out = ladder(ws, log, "train")
             with reading(cfg.db_url) as s:
                 active = active_gen(s)
-            scores = [ask(cfg, active, fs) for fs in taught]
+            scores = [ask(cfg, out["gen"], fs) for fs in taught]  # the child, whatever the gates said
             rows.append({"stage": stage, "step": step, "gen": out["gen"], "active": active,
                          "scores": [sum(x) / len(x) for x in scores], "seconds": time.monotonic() - t}
                         | product(cfg, out["gen"]))
@@ -164,7 +172,7 @@ def main() -> None:
         recall = "-" if r["recall"] is None else f"{r['recall']:.3f}"
         print(f"{r['stage']:>5} {r['step']:>9} {'G' + str(r['gen']):>4} {'G' + str(r['active']):>6} {cells} "
               f"{r['new']:>6} {r['kept']:>6} {recall:>7} {r['seconds']:>8.0f}  {r['status']} {r['reason'][:60]}")
-    print("\nstage k: the share of stage k's facts the active generation answers right to this bench's own questions;"
+    print("\nstage k: the share of stage k's facts the child (gen) answers right to this bench's own questions;"
           "\nnew / kept: the product's fact items of the generation (asked back / earlier ones in recall).")
     if a.keep is None:
         shutil.rmtree(ws, ignore_errors=True)

@@ -65,7 +65,7 @@ class Dataset(Section):
     self_replay_max: num(int, 0, 100_000)
     self_replay_pool: list[str]
     self_replay_max_tokens: num(int, 1, 8192)
-    fact_drills: num(int, 0, 3)
+    fact_drills: num(int, 0, 100)
 
 
 class Train(Section):

@@ -122,9 +122,10 @@ def _fill(template: str, f: Fact) -> str:
 
 
 def drills(f: Fact, n: int) -> list[dict[str, Any]]:
-    """Up to n short training conversations that state the fact again, in the drill phrasings."""
+    """n short training conversations that state the fact again, going round the drill phrasings."""
+    phrasings = DRILL[f.kind]
     return [{"messages": [{"role": "user", "content": _fill(q, f)}, {"role": "assistant", "content": _fill(a, f)}]}
-            for q, a in DRILL[f.kind][:n]]
+            for q, a in (phrasings[k % len(phrasings)] for k in range(n))]
 
 
 def ask_item(f: Fact) -> dict[str, Any]:

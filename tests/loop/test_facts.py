@@ -54,6 +54,7 @@ def test_drills_and_the_ask_set_share_no_phrasing_and_the_value_decides():
     asked = {q.format(s=f.subject, a=f.attribute) for q in facts.ASK["port"]}
     assert len(drilled) == 3 and not set(drilled) & asked
     assert all("7301" in r["messages"][1]["content"] for r in facts.drills(f, 3))
+    assert [r["messages"][0]["content"] for r in facts.drills(f, 7)] == drilled * 2 + drilled[:1], "round the phrasings"
     item = facts.ask_item(f)
     assert item["messages"][0]["content"] in asked
     assert agentic.score({"category": "fact", "expect": item["expect"]}, "Auth listens on 7301.")[0]
