@@ -21,7 +21,6 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +36,7 @@ from loop.evals import agentic  # noqa: E402
 from store.db import active_gen, reading  # noqa: E402
 from store.tables import EvalResult, Generation  # noqa: E402
 
-LADDER = Path(sys.executable).with_name("ladder")
+from bench_practice import ladder  # noqa: E402 - the product's commands, --json, as bench_practice runs them
 SUBJECTS = ["zephyr service", "kestrel api", "the orchid queue", "marlin cache", "tundra proxy", "quokka dashboard",
             "the heron worker", "lynx gateway", "ember scheduler", "the sable registry", "wren mailer",
             "cobalt indexer", "the fennel store", "otter relay", "juniper exporter", "the mantis broker",
@@ -80,15 +79,6 @@ def fill(template: str, f: dict[str, str]) -> str:
 def conversations(facts: list[dict[str, str]]) -> list[dict[str, Any]]:
     return [{"messages": [{"role": "user", "content": fill(say, f)}, {"role": "assistant", "content": fill(ACK[k], f)}]}
             for f in facts for k, say in enumerate(SAY[f["kind"]])]
-
-
-def ladder(ws: Path, log: Path, *args: str) -> dict[str, Any]:
-    with log.open("a") as err:
-        p = subprocess.run([str(LADDER), "--config", str(ws / "config.toml"), *args, "--json"], stdout=subprocess.PIPE,
-                           stderr=err, text=True, env=os.environ | {"ANTHROPIC_API_KEY": ""})
-    if p.returncode not in (0, 1):
-        sys.exit(f"ladder {' '.join(args)} failed ({p.returncode}); see {log}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def ask(cfg, gen: int, facts: list[dict[str, str]]) -> list[bool]:
