@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from loop.evals import agentic  # noqa: E402
 from store.db import active_gen, reading  # noqa: E402
 from store.tables import EvalResult, Generation  # noqa: E402
 
-from bench_practice import ladder  # noqa: E402 - the product's commands, --json, as bench_practice runs them
+from bench_practice import initialised, ladder, set_key  # noqa: E402 - the product's commands, --json, as bench_practice runs them
 SUBJECTS = ["zephyr service", "kestrel api", "the orchid queue", "marlin cache", "tundra proxy", "quokka dashboard",
             "the heron worker", "lynx gateway", "ember scheduler", "the sable registry", "wren mailer",
             "cobalt indexer", "the fennel store", "otter relay", "juniper exporter", "the mantis broker",
@@ -117,20 +116,11 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the workspace here")
     ap.add_argument("--drills", type=int, help="dataset.fact_drills for this workspace (default: the config's)")
     a = ap.parse_args()
-    ws = a.keep or Path(tempfile.mkdtemp(prefix="ladder-facts-"))
-    ws.mkdir(parents=True, exist_ok=True)
-    log = ws / "bench.log"
-    t0 = time.monotonic()
-    ladder(ws, log, "init")
+    ws, log, seconds = initialised(a.keep, "ladder-facts-")
     if a.drills is not None:
-        path = ws / "config.toml"
-        text = path.read_text(encoding="utf-8")
-        assert "\nfact_drills = " in text, "the config template no longer has dataset.fact_drills"
-        text = "\n".join(f"fact_drills = {a.drills}" if line.startswith("fact_drills = ") else line
-                         for line in text.splitlines()) + "\n"
-        path.write_text(text, encoding="utf-8")
+        set_key(ws, "fact_drills", str(a.drills))
     cfg = config.load(ws / "config.toml")
-    print(f"init: {time.monotonic() - t0:.0f} s; workspace {ws}; fact_drills {cfg.dataset.fact_drills}", flush=True)
+    print(f"init: {seconds:.0f} s; workspace {ws}; fact_drills {cfg.dataset.fact_drills}", flush=True)
     taught: list[list[dict[str, str]]] = []
     rows = []
     for stage in range(1, a.stages + 1):

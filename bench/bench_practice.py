@@ -45,6 +45,25 @@ def ladder(ws: Path, log: Path, *args: str) -> dict[str, Any]:
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def initialised(keep: Path | None, prefix: str) -> tuple[Path, Path, float]:
+    """A fresh workspace (in `keep`, or a temporary folder) made by `ladder init`: it, its log, and init's seconds."""
+    ws = keep or Path(tempfile.mkdtemp(prefix=prefix))
+    ws.mkdir(parents=True, exist_ok=True)
+    log = ws / "bench.log"
+    t0 = time.monotonic()
+    ladder(ws, log, "init")
+    return ws, log, time.monotonic() - t0
+
+
+def set_key(ws: Path, key: str, value: str) -> None:
+    """Rewrite the line `key = ...` of the workspace's config.toml (the config template must have it)."""
+    path = ws / "config.toml"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert any(line.startswith(f"{key} = ") for line in lines), f"the config template no longer has '{key} = '"
+    path.write_text("\n".join(f"{key} = {value}" if line.startswith(f"{key} = ") else line for line in lines) + "\n",
+                    encoding="utf-8")
+
+
 def figures(cfg, gen: int) -> dict[str, Any]:
     with reading(cfg.db_url) as s:
         g = s.get(Generation, gen)
@@ -61,18 +80,10 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the workspace here")
     ap.add_argument("--dpo", choices=("on", "off"), help="the DPO stage on the rounds' corrections (default: the config's)")
     a = ap.parse_args()
-    ws = a.keep or Path(tempfile.mkdtemp(prefix="ladder-practice-"))
-    ws.mkdir(parents=True, exist_ok=True)
-    log = ws / "bench.log"
-    t0 = time.monotonic()
-    ladder(ws, log, "init")
-    print(f"init: {time.monotonic() - t0:.0f} s; workspace {ws}", flush=True)
+    ws, log, seconds = initialised(a.keep, "ladder-practice-")
+    print(f"init: {seconds:.0f} s; workspace {ws}", flush=True)
     if a.dpo:
-        path = ws / "config.toml"
-        text = path.read_text(encoding="utf-8")
-        assert "\ndpo = false\n" in text, "the config template no longer says 'dpo = false'"
-        path.write_text(text.replace("\ndpo = false\n", f"\ndpo = {'true' if a.dpo == 'on' else 'false'}\n"),
-                        encoding="utf-8")
+        set_key(ws, "dpo", "true" if a.dpo == "on" else "false")
     cfg = config.load(ws / "config.toml")
     print(f"DPO stage: {'on' if cfg.train.dpo else 'off'}", flush=True)
     rows = [figures(cfg, 0) | {"round": 0, "practice": "", "seconds": 0.0}]
