@@ -68,9 +68,32 @@ def rules(cfg: Config) -> Rules:
         names.append(domain.strip())
         for w in words:
             domains_of.setdefault(" ".join(w.lower().split()), []).append(domain.strip())
-    words = sorted(domains_of, key=len, reverse=True)
-    pattern = re.compile(_W.format("|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words)), re.I) if words else None
+    pattern = re.compile(_W.format(trie_pattern(domains_of)), re.I) if domains_of else None
     return Rules(tuple(names), pattern, {k: tuple(v) for k, v in domains_of.items()}, tuple(cfg.dataset.curriculum))
+
+
+def trie_pattern(words) -> str:
+    """Many words as one regex shaped like a trie (a space in a word matches any run of white space).
+
+    Python's regex engine tries the alternatives of a plain `a|b|c` one after another at every position of the
+    text; the trie tests one branch per character instead (domain tagging took a seventh of ingest's time as a
+    plain alternation). At each fork the longer word is tried first, so the longest word that ends at a word
+    boundary wins, as it did with the words sorted longest first."""
+    root: dict[str, dict] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: dict[str, dict]) -> str:
+        branches = [(r"\s+" if ch == " " else re.escape(ch)) + build(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return build(root)
 
 
 def domain_tags(messages: Sequence[dict[str, Any]], r: Rules) -> list[str]:

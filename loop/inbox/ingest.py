@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from loop.inbox import curation, quality
 from loop.config import Config
 from loop.inbox.files import PROCESSED, QUARANTINE, UNPACKING, BadLines, claim_inbox, display_name, inbox_files, inside, move
 from loop.inbox.formats import MB, BadFile, BadRecord, Options, Record, detect
-from loop.hashing import canonical, sha256_file, sha256_text
+from loop.hashing import canonical, sha256_file
 from loop.data.lineage import pending_karma
 from loop.locks import FileLock
 from store.db import reading, session
@@ -250,14 +251,15 @@ def _row(ctx: Context, shown: str, r: Record, fmt: str, folder_domain: str | Non
     if tags:
         meta["domain_tags"] = tags
     return dict(
-        content_sha=sha256_text(canonical(body).decode("utf-8")), kind=r.kind, source_format=source,
+        content_sha=hashlib.sha256(canonical(body)).hexdigest(), kind=r.kind, source_format=source,
         source_file=f"{shown}:{meta['member']}" if meta.get("member") else shown, source_pos=r.pos,
         messages=json.dumps(r.messages, ensure_ascii=False), rejected=r.rejected,
         domain=r.domain or folder_domain or (tags[0] if tags else "general"),
         stage=r.stage or folder_stage or curation.default_stage(r.kind, ctx.rules.stages),
-        persona=r.persona or curation.persona(r.messages, source), quality=q, quality_reasons=json.dumps(reasons),
+        persona=r.persona or curation.persona(r.messages, source), quality=q,
+        quality_reasons=json.dumps(reasons) if reasons else "[]",
         karma=quality.karma(q, r.kind, ctx.weights, ctx.min_quality, source),
-        meta=json.dumps(meta, ensure_ascii=False, default=str), inbox_file_id=file_id, ingested_at=now(),
+        meta=json.dumps(meta, ensure_ascii=False, default=str) if meta else "{}", inbox_file_id=file_id, ingested_at=now(),
     )
 
 

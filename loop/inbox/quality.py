@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,7 @@ def score(messages: Sequence[Mapping[str, Any]], corporate_phrases: Sequence[str
     low = text.lower()
     if REFUSALS.search(text):
         found.append("refusal")
-    if any(p.lower() in low for p in corporate_phrases):
+    if _phrases(tuple(corporate_phrases)).search(low):
         found.append("corporate filler")
     meant = tools_expected(messages)
     if any(_broken_tool_call(str(m.get("content", "")), meant) or _broken_tool_calls(m.get("tool_calls")) for m in answers):
@@ -58,6 +59,14 @@ def score(messages: Sequence[Mapping[str, Any]], corporate_phrases: Sequence[str
     if len(text) > LONG_CHARS:
         found.append("very long")
     return _total(found)
+
+
+@functools.lru_cache(maxsize=8)
+def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    """Any of the phrases, lower-cased, anywhere in a lower-cased text: one scan of the text instead of one per
+    phrase. A pattern that never matches when there are none."""
+    words = sorted({p.lower() for p in phrases if p}, key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, words)) if words else "(?!)")
 
 
 def _total(found: list[str]) -> tuple[float, list[str]]:
