@@ -1,5 +1,5 @@
-"""Domain tagging's keyword pattern and the corporate-phrase check: built for speed, they find what the plain
-forms find."""
+"""Ingest's fast paths (domain tagging's keyword pattern, the corporate-phrase check, the repetition check) find
+what the plain forms find."""
 
 import random
 import re
@@ -39,3 +39,20 @@ def test_corporate_phrases_are_found_as_any_of_them_anywhere():
         msgs = [{"role": "user", "content": "q"}, {"role": "assistant", "content": text}]
         assert ("corporate filler" in quality.score(msgs, phrases)[1]) is found, text
         assert ("corporate filler" in quality.score(msgs, [])[1]) is False
+
+
+def test_the_repetition_check_skips_only_texts_too_short_to_repeat():
+    sentences = re.compile(r"(?<=[.!?])\s+|\n+")
+
+    def full(text):
+        pieces = [s.strip().lower() for s in sentences.split(text) if len(s.strip()) > 3]
+        return len(pieces) >= 6 and len(set(pieces)) / len(pieces) < 0.3
+
+    rng = random.Random(3)
+    alphabet = ["abcd", "abcd.", "abcd!", " ", "\n", "?", "xyzw ", "abcd. ", "\n\n"]
+    seen = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20)))
+        assert quality.repetitive(text) == full(text), repr(text)
+        seen += full(text)
+    assert seen and quality.repetitive("Ok then. " * 6) and not quality.repetitive("Ok then. " * 5)
