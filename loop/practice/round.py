@@ -44,11 +44,16 @@ def items_for(cfg: Config) -> list[tuple[str, dict[str, Any]]]:
 
 
 def missed_facts(cfg: Config, gen: int) -> list[tuple[str, dict[str, Any]]]:
-    """The facts the generation was asked back and got wrong, as practice items in a drill phrasing."""
+    """The facts the generation was asked back and got wrong, as practice items in a drill phrasing; and those its
+    children that were not promoted got wrong (it was never asked them: their records wait to be trained again,
+    and a wrong answer of its own to the drill question becomes a correction beside them)."""
     with reading(cfg.db_url) as s:
-        rows = s.exec(select(EvalResult).where(EvalResult.gen_id == gen, EvalResult.passed == False,  # noqa: E712
+        children = s.exec(select(Generation.id).where(Generation.parent_id == gen,
+                                                      col(Generation.status).in_(["rejected", "failed", "cancelled"]))).all()
+        rows = s.exec(select(EvalResult).where(col(EvalResult.gen_id).in_([gen, *children]),
+                                               EvalResult.passed == False,  # noqa: E712
                                                col(EvalResult.eval).in_(["generalization", "recall"]))
-                      .order_by(EvalResult.id)).all()
+                      .order_by(col(EvalResult.gen_id) != gen, EvalResult.id)).all()
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
         detail = json.loads(r.detail)

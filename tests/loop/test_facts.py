@@ -160,3 +160,27 @@ def test_ladder_dataset_dry_run_counts_the_facts_and_their_drills(tmp_path, caps
     assert sum(v["new"] for v in out["by_stage"].values()) == out["new_rows"] + 3, "drills count as new rows"
     assert main(["--config", str(cfg.path), "dataset", "--dry-run"]) == 0
     assert "facts: 1 stated in the new records, trained again as 3 drill row(s)" in capsys.readouterr().out
+
+
+def test_practice_takes_the_facts_a_rejected_child_missed_to_the_active_generation(tmp_path):
+    """The active generation was never asked the facts of a child the gates rejected: those records wait to be
+    trained again, and practice drills their facts on the active generation meanwhile. A fact missed by a
+    generation that is neither the active one nor its unpromoted child is not practised."""
+    from loop.practice import round as practice
+
+    cfg = make_workspace(tmp_path)
+    add_generation(cfg, 0, None, "promoted")
+    add_generation(cfg, 1, 0, "rejected")
+    add_generation(cfg, 2, 1, "rejected")
+    stated = {1: "the auth service moved to port 7301", 2: "the billing service moved to port 7444"}
+    with session(cfg.db_url) as s:
+        for gen, text in stated.items():
+            f = facts.find(text)[0]
+            item = facts.ask_item(f)
+            s.add(EvalResult(gen_id=gen, eval="generalization", item_key=item["key"], prompt="q", answer="wrong",
+                             passed=False, detail=json.dumps({"kind": "fact", "fact": item["fact"]})))
+    missed = practice.missed_facts(cfg, 0)
+    assert [it["fact"]["value"] for _, it in missed] == ["7301"]
+    assert missed[0][1]["messages"][0]["content"] == "What port is auth service on?"
+    # G1's own miss first, then its rejected child's.
+    assert [it["fact"]["value"] for _, it in practice.missed_facts(cfg, 1)] == ["7301", "7444"]
