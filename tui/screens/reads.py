@@ -179,7 +179,8 @@ def inbox(cfg: Config, limit: int = 200, max_quarantined: int = 100) -> Inbox:
 
     with reading(cfg.db_url) as s:
         files = s.exec(select(InboxFile).order_by(col(InboxFile.id).desc()).limit(limit)).all()
-        by_status = s.exec(select(InboxFile.status, func.count()).group_by(InboxFile.status)).all()
+        by_status = s.exec(select(InboxFile.status, func.count()).group_by(InboxFile.status)
+                            .order_by(InboxFile.status)).all()  # one order on every database
         total = s.exec(select(func.count()).select_from(InboxFile)).one()
         conversations = s.exec(select(func.count()).select_from(Conversation)).one()
         karma, pending = pending_karma(s), pending_count(s)
