@@ -13,6 +13,42 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
+PG_HOOK = "ladder_test_pg.pth"
+
+
+def pytest_configure(config):
+    """With LADDER_TEST_PG, every workspace store of the run is on that PostgreSQL server (tests/pgsite): in this
+    process now, and in every process the tests start through a .pth file of the interpreter's, which does
+    nothing in a process without LADDER_TEST_PG."""
+    if not os.environ.get("LADDER_TEST_PG", "").strip():
+        return
+    import sysconfig
+
+    site = Path(sysconfig.get_paths()["purelib"])
+    hook = f'import os, sys; os.environ.get("LADDER_TEST_PG") and (sys.path.insert(0, {str(ROOT / "tests" / "pgsite")!r}) or __import__("pg_redirect"))\n'
+    (site / PG_HOOK).write_text(hook, encoding="utf-8")
+    sys.path.insert(0, str(ROOT / "tests" / "pgsite"))
+    __import__("pg_redirect").install()
+
+
+def pytest_unconfigure(config):
+    if not os.environ.get("LADDER_TEST_PG", "").strip():
+        return
+    import sysconfig
+
+    (Path(sysconfig.get_paths()["purelib"]) / PG_HOOK).unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _close_server_connections():
+    """On PostgreSQL, each workspace's engine keeps its idle connections open for the life of the process: closed
+    after each test, or a run of hundreds of workspaces fills the server's max_connections."""
+    yield
+    if os.environ.get("LADDER_TEST_PG", "").strip():
+        from store.db import dispose_all
+
+        dispose_all()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _own_user_folders(tmp_path_factory):

@@ -13,6 +13,19 @@ def enabled() -> bool:
     return bool(BASE)
 
 
+def env() -> dict[str, str]:
+    """What a test that starts a process with an environment of its own passes on, so that process opens the
+    same stores as the test (tests/pgsite)."""
+    return {"LADDER_TEST_PG": BASE} if BASE else {}
+
+
+def sqlite_only(reason: str):
+    """Skips a test of SQLite itself (its file, its WAL) in the run on PostgreSQL."""
+    import pytest
+
+    return pytest.mark.skipif(enabled(), reason=f"SQLite itself: {reason}")
+
+
 def _admin():
     from sqlalchemy import create_engine
 

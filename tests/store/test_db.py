@@ -9,8 +9,10 @@ from sqlmodel import select
 from store.db import SCHEMA_VERSION, get_meta, session, set_meta
 from store.tables import Meta
 from tests.helpers import make_workspace
+from tests.pgdb import sqlite_only
 
 
+@sqlite_only("the store file's journal mode")
 def test_database_is_wal_with_a_schema_version(tmp_path):
     cfg = make_workspace(tmp_path)
     with session(cfg.db_url) as s:
@@ -44,6 +46,7 @@ def test_failed_unit_of_work_is_rolled_back(tmp_path):
         assert s.exec(select(Meta).where(Meta.key == "x")).first() is None
 
 
+@sqlite_only("an older Ladder's store file (tests/store/test_postgres.py upgrades one on the server)")
 def test_a_store_from_before_membership_and_relative_paths_is_upgraded(tmp_path):
     """A v1 store (made by the landed code: gen_id/split on each record, absolute paths, here of a
     workspace that lived elsewhere) opens as the current schema with nothing lost."""

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests import pgdb
+
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "transformers", "trl", "peft", "llama_cpp", "unsloth", "datasets", "accelerate")
 SCRIPT = """
@@ -34,7 +36,7 @@ asyncio.run(main())
 
 def test_opening_the_app_imports_no_training_or_inference_stack(ws):
     out = subprocess.run([sys.executable, "-c", SCRIPT, str(ws.path), json.dumps(HEAVY)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+                         capture_output=True, text=True, timeout=120, env={"PYTHONPATH": str(ROOT), "PATH": ""} | pgdb.env())
     assert out.returncode == 0, out.stderr[-2000:]
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found == {"first": [], "every_tab": []}
