@@ -17,18 +17,21 @@ _made: set[str] = set()
 def database_for(sqlite_path: str) -> str:
     """The URL of the database that stands in for this SQLite file, made on first use."""
     from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import ProgrammingError
+    from sqlalchemy.exc import DBAPIError
 
     name = "ladder_f" + hashlib.sha256(os.path.abspath(sqlite_path).encode()).hexdigest()[:20]
     if name not in _made:
         admin = create_engine(BASE, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as c:
-                if c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is None:
+                def exists() -> bool:
+                    return c.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first() is not None
+
+                if not exists():
                     try:
                         c.execute(text(f"CREATE DATABASE {name}"))
-                    except ProgrammingError as e:  # another process made it first
-                        if "already exists" not in str(e):
+                    except DBAPIError:  # another process of the run made it first (a duplicate name or key)
+                        if not exists():
                             raise
         finally:
             admin.dispose()
