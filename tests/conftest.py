@@ -13,6 +13,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
+from tests import pgdb  # noqa: E402
+
 PG_HOOK = "ladder_test_pg.pth"
 
 
@@ -20,7 +22,7 @@ def pytest_configure(config):
     """With LADDER_TEST_PG, every workspace store of the run is on that PostgreSQL server (tests/pgsite): in this
     process now, and in every process the tests start through a .pth file of the interpreter's, which does
     nothing in a process without LADDER_TEST_PG."""
-    if not os.environ.get("LADDER_TEST_PG", "").strip():
+    if not pgdb.enabled():
         return
     import sysconfig
 
@@ -32,7 +34,7 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
-    if not os.environ.get("LADDER_TEST_PG", "").strip():
+    if not pgdb.enabled():
         return
     import sysconfig
 
@@ -44,7 +46,7 @@ def _close_server_connections():
     """On PostgreSQL, each workspace's engine keeps its idle connections open for the life of the process: closed
     after each test, or a run of hundreds of workspaces fills the server's max_connections."""
     yield
-    if os.environ.get("LADDER_TEST_PG", "").strip():
+    if pgdb.enabled():
         from store.db import dispose_all
 
         dispose_all()
