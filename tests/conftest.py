@@ -28,17 +28,23 @@ def pytest_configure(config):
 
     site = Path(sysconfig.get_paths()["purelib"])
     hook = f'import os, sys; os.environ.get("LADDER_TEST_PG") and (sys.path.insert(0, {str(ROOT / "tests" / "pgsite")!r}) or __import__("pg_redirect"))\n'
-    (site / PG_HOOK).write_text(hook, encoding="utf-8")
+    if not _worker(config):  # the run's first process writes it, and removes it once every worker is done
+        (site / PG_HOOK).write_text(hook, encoding="utf-8")
     sys.path.insert(0, str(ROOT / "tests" / "pgsite"))
     __import__("pg_redirect").install()
 
 
 def pytest_unconfigure(config):
-    if not pgdb.enabled():
+    if not pgdb.enabled() or _worker(config):
         return
     import sysconfig
 
     (Path(sysconfig.get_paths()["purelib"]) / PG_HOOK).unlink(missing_ok=True)
+
+
+def _worker(config) -> bool:
+    """A pytest-xdist worker (README's test command spreads the files over several processes)."""
+    return hasattr(config, "workerinput")
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +62,12 @@ def _close_server_connections():
 def _own_user_folders(tmp_path_factory):
     """The tests' G0 answers and app settings are kept in folders of this run's, never in the user's ~/.cache
     and ~/.config."""
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("xdg-cache"))
+    # One cache for all of the run's workers: G0's answers are asked once per base model, as on a user's machine
+    # where several workspaces (and processes) share ~/.cache.
+    run = tmp_path_factory.getbasetemp()
+    run = run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run
+    (run / "xdg-cache").mkdir(exist_ok=True)
+    os.environ["XDG_CACHE_HOME"] = str(run / "xdg-cache")
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
 
 
