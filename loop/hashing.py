@@ -19,9 +19,13 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+# One encoder for every call: json.dumps with options builds a new one each time (ingest hashes every record).
+_CANONICAL = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+
+
 def canonical(record: Any) -> bytes:
     """One record as compact JSON with sorted keys: the same data always gives the same bytes."""
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _CANONICAL(record).encode("utf-8")
 
 
 def sha256_records(records: Iterable[Any]) -> str:

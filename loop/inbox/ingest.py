@@ -23,6 +23,9 @@ from store.db import reading, session
 from store.tables import Conversation, Event, InboxFile, now
 
 BATCH = 500
+# Encoders made once: json.dumps with options builds a new one for every call, and ingest encodes every record.
+_TEXT = json.JSONEncoder(ensure_ascii=False).encode
+_META = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
 
 @dataclass
@@ -253,13 +256,13 @@ def _row(ctx: Context, shown: str, r: Record, fmt: str, folder_domain: str | Non
     return dict(
         content_sha=hashlib.sha256(canonical(body)).hexdigest(), kind=r.kind, source_format=source,
         source_file=f"{shown}:{meta['member']}" if meta.get("member") else shown, source_pos=r.pos,
-        messages=json.dumps(r.messages, ensure_ascii=False), rejected=r.rejected,
+        messages=_TEXT(r.messages), rejected=r.rejected,
         domain=r.domain or folder_domain or (tags[0] if tags else "general"),
         stage=r.stage or folder_stage or curation.default_stage(r.kind, ctx.rules.stages),
         persona=r.persona or curation.persona(r.messages, source), quality=q,
         quality_reasons=json.dumps(reasons) if reasons else "[]",
         karma=quality.karma(q, r.kind, ctx.weights, ctx.min_quality, source),
-        meta=json.dumps(meta, ensure_ascii=False, default=str) if meta else "{}", inbox_file_id=file_id, ingested_at=now(),
+        meta=_META(meta) if meta else "{}", inbox_file_id=file_id, ingested_at=now(),
     )
 
 

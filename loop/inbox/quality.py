@@ -37,17 +37,31 @@ def score(messages: Sequence[Mapping[str, Any]], corporate_phrases: Sequence[str
         if len(text.strip()) < 20:
             found.append("answer too short")
         return _total(found)
-    answers = [m for m in messages if m.get("role") == "assistant"]
-    if any(not str(m.get("content", "")).strip() and not m.get("tool_calls") for m in messages if m.get("role") != "system"):
+    # One pass over the turns: ingest scores every record, and a pass per check cost more than the checks.
+    answers: list[Mapping[str, Any]] = []
+    said: list[str] = []
+    systems: list[str] = []
+    empty = calls = False
+    for m in messages:
+        role, content, tool_calls = m.get("role"), str(m.get("content", "")), m.get("tool_calls")
+        if role == "assistant":
+            answers.append(m)
+            said.append(content)
+        if role == "system":
+            systems.append(content)
+        elif not tool_calls and not content.strip():
+            empty = True
+        calls = calls or bool(tool_calls)
+    if empty:
         found.append("empty turn")
-    text = "\n".join(str(m.get("content", "")) for m in answers)
+    text = "\n".join(said)
     low = text.lower()
     if REFUSALS.search(text):
         found.append("refusal")
     if _phrases(tuple(corporate_phrases)).search(low):
         found.append("corporate filler")
-    meant = tools_expected(messages)
-    if any(_broken_tool_call(str(m.get("content", "")), meant) or _broken_tool_calls(m.get("tool_calls")) for m in answers):
+    meant = calls or any(TOOL_WORDS.search(s) for s in systems)  # tools_expected, from what the pass saw
+    if any(_broken_tool_call(content, meant) or _broken_tool_calls(m.get("tool_calls")) for m, content in zip(answers, said)):
         found.append("broken tool call")
     if repetitive(text):
         found.append("repetitive")
@@ -105,7 +119,7 @@ def _broken_tool_call(content: str, meant: bool) -> bool:
 
 def repetitive(text: str) -> bool:
     """The same sentence or line over and over: a loop the model fell into, not an answer."""
-    if sum(text.count(c) for c in ".!?\n") < 5:  # each piece but the first starts after one of these: < 6 pieces
+    if text.count(".") + text.count("!") + text.count("?") + text.count("\n") < 5:  # each piece but the first starts after one of these: < 6 pieces
         return False
     pieces = [s.strip().lower() for s in SENTENCES.split(text) if len(s.strip()) > 3]
     return len(pieces) >= 6 and len(set(pieces)) / len(pieces) < 0.3

@@ -56,3 +56,32 @@ def test_the_repetition_check_skips_only_texts_too_short_to_repeat():
         assert quality.repetitive(text) == full(text), repr(text)
         seen += full(text)
     assert seen and quality.repetitive("Ok then. " * 6) and not quality.repetitive("Ok then. " * 5)
+
+
+def test_domain_tags_in_any_case_are_those_of_a_case_insensitive_match():
+    words = {w: ("ops" if i % 2 else "dev",) for i, w in enumerate(WORDS)}
+    rules = curation.Rules(("dev", "ops"), re.compile(curation._W.format(curation.trie_pattern(words))), words, ())
+    glue = [" ", "", "-", ".", "\n", "  "]
+    pieces = WORDS + ["SERVERS", "Stack\n  Trace", "GitHub", "SQLite", "C++", "Node.JS", "PROD", "x", "É"]
+    rng = random.Random(11)
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) + rng.choice(glue) for _ in range(rng.randint(0, 12)))
+        hits: dict[str, int] = {}
+        for word in plain(WORDS).findall(text):
+            for name in words[" ".join(word.lower().split())]:
+                hits[name] = hits.get(name, 0) + 1
+        expected = sorted(hits, key=lambda n: (-hits[n], ("dev", "ops").index(n)))
+        assert curation.domain_tags([{"role": "user", "content": text}], rules) == expected, text
+
+
+def test_the_persona_guard_finds_what_every_signal_tried_everywhere_finds():
+    unguarded = re.compile("|".join(f"(?P<s{i}>{p})" for i, (_, _, p) in enumerate(curation.SIGNALS)))
+    pieces = ["yo", "hey", "lol", "HELP", "DOWN", "help", "prod is down", "asap", "!!", "!!!", "😀", "🌀", "--force", "-v",
+              "/etc/", "/var/log", "kubectl", "grep", "explain", "what does it mean", "how does", "status", "Status?",
+              "tl;dr", "eta", "bottom line", "x", "now", "NOW", "word", "-", "_", "a-b"]
+    glue = [" ", "", "-", ".", "\n", "!", "?", "x"]
+    rng = random.Random(5)
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) + rng.choice(glue) for _ in range(rng.randint(0, 12)))
+        assert [(m.span(), m.lastgroup) for m in curation._SIGNAL.finditer(text)] == \
+            [(m.span(), m.lastgroup) for m in unguarded.finditer(text)], text
