@@ -147,10 +147,13 @@ def persona(messages: Sequence[dict[str, Any]], source: str | None = None) -> st
     text = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "user")[:2000]
     if not text.strip():
         return None
-    scores = dict.fromkeys(PERSONAS, 0)
+    scores = None
     for m in _SIGNAL.finditer(text):
         persona_name, weight, _ = SIGNALS[int(m.lastgroup[1:])]
+        scores = scores or dict.fromkeys(PERSONAS, 0)
         scores[persona_name] += weight
+    if scores is None:  # most texts carry no signal at all
+        return None
     best = max(scores.values())
     winners = [name for name, score in scores.items() if score == best]
     return winners[0] if best >= 2 and len(winners) == 1 else None

@@ -21,6 +21,11 @@ def check_messages(messages: Any) -> list[dict[str, Any]]:
         raise BadShape("'messages' must be a non-empty list")
     out = []
     for i, m in enumerate(messages, start=1):
+        if type(m) is dict and len(m) == 2 and type(m.get("content")) is str and m.get("role") in ROLES:
+            # The common turn, a role and its text: the same checks as below, with none of the optional keys to look at.
+            refuse_images(m["content"], f"message {i}")
+            out.append({"role": m["role"], "content": m["content"]})
+            continue
         if not isinstance(m, dict) or m.get("role") not in ROLES:
             raise BadShape(f"message {i} needs a role of system, user, assistant or tool")
         content = m.get("content")
@@ -86,7 +91,7 @@ def _part_call(value: Any, i: int) -> dict[str, Any]:
 
 def refuse_images(text: str, where: str) -> None:
     """A turn that points at an image (an `<image>` placeholder) cannot be learned from its text alone."""
-    found = IMAGE_MARK.search(text or "")
+    found = IMAGE_MARK.search(text) if text and "<" in text else None
     if found:
         raise BadShape(f"{where} refers to {'an' if found.group(1)[0] in 'aeiou' else 'a'} {found.group(1)} "
                        f"({found.group(0)}): Ladder trains on text only, so the record is set aside")

@@ -19,7 +19,7 @@ def from_object(obj: Any, pos: int, raw: str, opts: Options, where: str | None =
     if not isinstance(obj, dict):
         return BadRecord(pos, f"{where}: expected a JSON object, got {_kind(obj)}", raw)
     try:
-        if any(obj.get(k) for k in ("images", "videos", "audios")):
+        if obj.get("images") or obj.get("videos") or obj.get("audios"):
             kind = next(k for k in ("images", "videos", "audios") if obj.get(k))
             raise BadShape(f"the record has {kind} ('{kind}'): Ladder trains on text only, so it is set aside")
         record = _convert(obj, pos, opts)
@@ -48,6 +48,8 @@ def _convert(obj: dict[str, Any], pos: int, opts: Options) -> Record | None:
     if {"chosen", "rejected"} <= keys:
         return correction(obj, pos)
     if "messages" in keys:
+        if len(keys) == 1:  # nothing beside the turns: no meta or labels to look for
+            return Record("chat", check_messages(obj["messages"]), pos, source="openai")
         meta = meta_of(obj) | ({"tools": obj["tools"]} if obj.get("tools") else {})
         return Record("chat", check_messages(obj["messages"]), pos, meta=meta, source="openai", **common_fields(obj))
     if isinstance(obj.get("conversations"), list) or isinstance(obj.get("conversation"), list):
