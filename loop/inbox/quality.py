@@ -61,7 +61,9 @@ def score(messages: Sequence[Mapping[str, Any]], corporate_phrases: Sequence[str
     if _phrases(tuple(corporate_phrases)).search(low):
         found.append("corporate filler")
     meant = calls or any(TOOL_WORDS.search(s) for s in systems)  # tools_expected, from what the pass saw
-    if any(_broken_tool_call(content, meant) or _broken_tool_calls(m.get("tool_calls")) for m, content in zip(answers, said)):
+    # Without a brace or a tool call in any answer there is no tool call to be broken.
+    if (calls or "{" in text) and any(_broken_tool_call(content, meant) or _broken_tool_calls(m.get("tool_calls"))
+                                      for m, content in zip(answers, said)):
         found.append("broken tool call")
     if repetitive(text):
         found.append("repetitive")
@@ -84,6 +86,8 @@ def _phrases(phrases: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _total(found: list[str]) -> tuple[float, list[str]]:
+    if not found:
+        return 1.0, found
     value = 1.0 - sum(PENALTIES[f] for f in found)
     return round(min(1.0, max(0.0, value)), 4), found
 
