@@ -13,7 +13,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import pytest  # noqa: E402
 
-from tests import pgdb  # noqa: E402
+from tests import pgdb, workers  # noqa: E402
 
 PG_HOOK = "ladder_test_pg.pth"
 
@@ -42,6 +42,17 @@ def pytest_unconfigure(config):
     (Path(sysconfig.get_paths()["purelib"]) / PG_HOOK).unlink(missing_ok=True)
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    """For README's test command (pytest-xdist, --dist loadgroup): the tests of a module that share a module-scoped
+    fixture run in one worker, so it is made once; the other tests go to whichever worker is free; the heaviest
+    modules are handed out first, so they do not trail the run."""
+    for item in items:
+        if workers.uses_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=workers.order_key)
+
+
 def _worker(config) -> bool:
     """A pytest-xdist worker (README's test command spreads the files over several processes)."""
     return hasattr(config, "workerinput")
@@ -64,10 +75,9 @@ def _own_user_folders(tmp_path_factory):
     and ~/.config."""
     # One cache for all of the run's workers: G0's answers are asked once per base model, as on a user's machine
     # where several workspaces (and processes) share ~/.cache.
-    run = tmp_path_factory.getbasetemp()
-    run = run.parent if os.environ.get("PYTEST_XDIST_WORKER") else run
-    (run / "xdg-cache").mkdir(exist_ok=True)
-    os.environ["XDG_CACHE_HOME"] = str(run / "xdg-cache")
+    cache = workers.run_dir(tmp_path_factory) / "xdg-cache"
+    cache.mkdir(exist_ok=True)
+    os.environ["XDG_CACHE_HOME"] = str(cache)
     os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
 
 

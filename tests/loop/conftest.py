@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.tinymodels import tiny_llama
+from tests.workers import made_once
 
 
 @pytest.fixture(scope="session")
@@ -22,20 +23,19 @@ def base_gguf() -> Path:
 
 @pytest.fixture(scope="session")
 def g0_hf_dir(tmp_path_factory, base_gguf) -> Path:
-    """The base model as an fp32 HF folder (about 15 s)."""
+    """The base model as an fp32 HF folder (about 15 s), made once for all of the run's workers."""
     from loop.model.convert import load_base_to_hf
 
-    return load_base_to_hf(base_gguf, tmp_path_factory.mktemp("g0") / "hf")
+    return made_once(tmp_path_factory, "g0", lambda folder: load_base_to_hf(base_gguf, folder / "hf")) / "hf"
 
 
 @pytest.fixture(scope="session")
-def g0_gguf(g0_hf_dir, base_gguf) -> Path:
-    """Generation 0 exported back to an f16 GGUF, with the base GGUF as its parent (about 7 s)."""
+def g0_gguf(tmp_path_factory, g0_hf_dir, base_gguf) -> Path:
+    """Generation 0 exported back to an f16 GGUF, with the base GGUF as its parent (about 7 s), made once."""
     from loop.model.export import export_gguf
 
-    out = g0_hf_dir.parent / "g0.f16.gguf"
-    export_gguf(g0_hf_dir, out, base_gguf, "f16")
-    return out
+    return made_once(tmp_path_factory, "g0-gguf",
+                     lambda folder: export_gguf(g0_hf_dir, folder / "g0.f16.gguf", base_gguf, "f16")) / "g0.f16.gguf"
 
 
 @pytest.fixture(scope="session")
