@@ -14,6 +14,7 @@ from loop import faults
 from loop.errors import UserError
 from loop.train.backends import _load_unsloth, choose_backend, load_model, lora_config
 from loop.train.distill import _distill_collator, _trainer_class
+from loop.train.label_head import add_label_head
 from loop.train.examples import prepare_examples
 from loop.train.weights import cap_weight_change, merge_fp32, save_atomically
 
@@ -90,7 +91,8 @@ def make_trainer(
     """An SFTTrainer that walks the examples in order, logs every step, and saves nothing on its own.
 
     With `distill_weight` > 0 and self-replay rows among the examples, those rows are trained
-    by distillation from the parent instead of cross-entropy (distill_loss).
+    by distillation from the parent instead of cross-entropy (distill_loss). The loss projects only the
+    labelled positions through the LM head (label_head).
     """
     import torch
     from datasets import Dataset
@@ -129,7 +131,10 @@ def make_trainer(
     distill = weight > 0 and any(e.get("distill") for e in examples)
     if not distill:
         examples = [{k: v for k, v in e.items() if k != "distill"} for e in examples]
-    trainer = _trainer_class(weight if distill else 0.0)(
+    # The loss reads the logits at the labelled positions only (label_head.py); Unsloth's model (already wrapped,
+    # no peft_config) keeps its own forward.
+    label_head = peft_config is not None and add_label_head(model)
+    trainer = _trainer_class(weight if distill else 0.0, label_head)(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(examples),

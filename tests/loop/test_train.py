@@ -188,22 +188,23 @@ def test_distill_loss_is_cross_entropy_on_ordinary_rows_and_kl_to_the_parent_on_
     logits = torch.randn(2, 5, 11)
     labels = torch.tensor([[-100, -100, 3, 4, 5], [-100, 1, 2, -100, -100]])
     parent = torch.randn(1, 5, 11)
-    none = torch.tensor([0, 0])
-    total, tokens = distill_loss(logits, parent[:0], labels, none, 1.0)
     shifted, targets = logits[:, :-1], labels[:, 1:]
     mask = targets != -100
+    at_labels = shifted[mask]  # what the label head hands the loss: the labelled positions, in row order
+    none = torch.tensor([0, 0])
+    total, tokens = distill_loss(at_labels, mask, None, labels, none, 1.0)
     assert tokens == 5
     assert float(total) == pytest.approx(float(torch.nn.functional.cross_entropy(shifted[mask], targets[mask],
                                                                                 reduction="sum")), rel=1e-5)
 
     second = torch.tensor([0, 1])  # row 1 is the parent's answer: KL at its two labelled tokens
-    total, tokens = distill_loss(logits, parent, labels, second, 3.0)
+    total, tokens = distill_loss(at_labels, mask, parent[0, :-1][mask[1]], labels, second, 3.0)
     ce = torch.nn.functional.cross_entropy(shifted[0][mask[0]], targets[0][mask[0]], reduction="sum")
     p = torch.log_softmax(parent[0, :-1][mask[1]], -1)
     q = torch.log_softmax(shifted[1][mask[1]], -1)
     kl = (p.exp() * (p - q)).sum()
     assert tokens == 5 and float(total) == pytest.approx(float(ce + 3.0 * kl), rel=1e-5)
-    same, _ = distill_loss(logits, logits[1:], labels, second, 3.0)  # a child equal to its parent: no KL
+    same, _ = distill_loss(at_labels, mask, shifted[1][mask[1]], labels, second, 3.0)  # child equal to parent: no KL
     assert float(same) == pytest.approx(float(ce), rel=1e-5)
 
 
