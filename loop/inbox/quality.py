@@ -123,7 +123,8 @@ def _broken_tool_call(content: str, meant: bool) -> bool:
 
 def repetitive(text: str) -> bool:
     """The same sentence or line over and over: a loop the model fell into, not an answer."""
-    if text.count(".") + text.count("!") + text.count("?") + text.count("\n") < 5:  # each piece but the first starts after one of these: < 6 pieces
+    # Each piece but the first starts after one of these: fewer than five, fewer than six pieces.
+    if text.count(".") + text.count("!") + text.count("?") + text.count("\n") < 5:
         return False
     pieces = [s.strip().lower() for s in SENTENCES.split(text) if len(s.strip()) > 3]
     return len(pieces) >= 6 and len(set(pieces)) / len(pieces) < 0.3
