@@ -3,8 +3,9 @@
 A causal LM's forward projects every position through the LM head (576 x 49,152 for the embedded model), and the
 loss then reads back only the positions with a label. In the demo's data half the tokens are prompt and a
 quarter of a batch is padding, so about two thirds of that projection, its softmax and its backward pass were
-thrown away. With the head at the labelled positions only, one step of the embedded model took 13 % less CPU
-(batch 2 x 200, 80 labels a row), and ten steps of the demo job's data 9 % less, with the same losses.
+thrown away. With the head at the labelled positions only, at one thread, one step of the embedded model took
+13 % less CPU (batch 2 x 200, 80 labels a row) and ten steps of the demo job's data 9 % less, with the same
+losses; at two threads on a quiet machine bench_generation's 60 steps showed no gain (114.6 s against 110.9 s).
 """
 
 from __future__ import annotations
