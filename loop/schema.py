@@ -97,6 +97,8 @@ class Train(Section):
     kto_steps: num(int, 1, 1_000_000)
     kto_beta: num(float, 0, 1000, lo_open=True)
     kto_learning_rate: num(float, 0, 1, lo_open=True)
+    fact_repeats: num(int, 0, 10_000)
+    fact_learning_rate: num(float, 0, 1, lo_open=True)
 
 
 class Eval(Section):

@@ -154,3 +154,40 @@ def valid(fact: Any) -> bool:
 
 def of(fact: dict[str, str]) -> Fact:
     return Fact(fact["subject"], fact["attribute"], fact["value"], fact["kind"])
+
+
+def packed_drills(found: list[Fact], repeats: int, fits, seed: int = 0,
+                  known: list[Fact] = (), known_repeats: int = 0) -> list[dict[str, Any]]:
+    """The facts stage's rows: each holds as many different facts' drills as `fits` allows, until every fact
+    was drilled `repeats` times (and each of the `known` ones `known_repeats` times).
+
+    A drill on its own row trains one value per optimizer step; a row of a dozen different facts trains all of
+    them in that step. No row holds a fact twice, so no answer can be copied from earlier in the row.
+    `fits(messages)` says whether a row of these turns fits the training length.
+    """
+    import random  # noqa: PLC0415
+
+    if not found or repeats <= 0:
+        return []
+    rng, left = random.Random(seed), {f.key: known_repeats for f in known} | {f.key: repeats for f in found}
+    found = list(found) + [f for f in known if f.key not in {g.key for g in found}]
+    rows: list[dict[str, Any]] = []
+    turn = 0
+    while any(left.values()):
+        order = [f for f in found if left[f.key]]
+        rng.shuffle(order)
+        messages: list[dict[str, Any]] = []
+        for f in order:
+            q, a = DRILL[f.kind][(turn + len(messages)) % len(DRILL[f.kind])]
+            more = [{"role": "user", "content": _fill(q, f)}, {"role": "assistant", "content": _fill(a, f)}]
+            if messages and not fits(messages + more):
+                continue
+            messages += more
+            left[f.key] -= 1
+        rows.append({"messages": messages})
+        turn += 1
+    return rows
+
+
+def as_dict(f: Fact) -> dict[str, str]:
+    return {"subject": f.subject, "attribute": f.attribute, "value": f.value, "kind": f.kind}

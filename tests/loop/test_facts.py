@@ -80,6 +80,11 @@ def test_the_dataset_drills_new_facts_and_asks_them_back_and_keeps_earlier_ones_
                          reference="Vault runs on vault-2.", answer="vault-2", score=1.0, passed=True,
                          detail=json.dumps({"kind": "fact", "messages": earlier["messages"],
                                             "expect": earlier["expect"]})))
+        known = {"subject": "billing", "attribute": "port", "value": "7444", "kind": "port"}
+        s.add(EvalResult(gen_id=1, eval="recall", item_key="fbill", prompt="Which port does billing listen on?",
+                         reference="Billing is on port 7444.", answer="7444", score=1.0, passed=True,
+                         detail=json.dumps({"kind": "fact", "messages": earlier["messages"],
+                                            "expect": {"contains": ["7444"]}, "fact": known})))
     with session(cfg.db_url) as s:
         p = dataset.plan(s, cfg, 1)
     assert p.summary["facts"] == 1 and p.summary["fact_drills"] == 3
@@ -90,7 +95,10 @@ def test_the_dataset_drills_new_facts_and_asks_them_back_and_keeps_earlier_ones_
     trained = {m["content"] for r in p.train_rows for m in r.get("messages", []) if m["role"] == "user"}
     assert asked[0]["messages"][0]["content"] not in trained, "asked in a phrasing it never trained on"
     kept = [it for it in p.recall_items if it["type"] == "fact"]
-    assert [(it["key"], it["expect"]) for it in kept] == [("fold", earlier["expect"])]
+    assert [(it["key"], it["expect"]) for it in kept] == [("fbill", {"contains": ["7444"]}),
+                                                          ("fold", earlier["expect"])]
+    # The facts stage drills the new fact, and beside it the known fact whose fact is stored (not the older item).
+    assert [(f["value"], f.get("earlier", False)) for f in p.taught] == [("7301", False), ("7444", True)]
 
 
 def test_a_generation_is_asked_the_facts_it_was_taught_in_another_phrasing(tiny_template, tmp_path):
@@ -113,6 +121,17 @@ def test_a_generation_is_asked_the_facts_it_was_taught_in_another_phrasing(tiny_
     assert r.returncode == 0, r.stderr
     data = (artifacts.job_dir(cfg, 1) / "dataset.jsonl").read_text(encoding="utf-8")
     assert "Auth service is on port 7301." in data, "drilled"
+    # The facts stage drilled it fact_repeats times, each drill row beside a self-replay row, and its folder took
+    # the SFT folder's place.
+    manifest = json.loads((artifacts.gen_dir(cfg, 1) / "manifest.json").read_text(encoding="utf-8"))
+    stage = manifest["train"]["facts"]
+    assert (stage["facts"], stage["rows"]) == (1, cfg.train.fact_repeats), stage
+    drilled = [r for r in jobfile(cfg, 1, "facts_stage.jsonl") if "7301" in json.dumps(r)]
+    assert len(drilled) == cfg.train.fact_repeats
+    kinds = [x["source"] for x in jobfile(cfg, 1, "facts_stage_sources.jsonl")]
+    assert kinds[: 2 * stage["self_replay_rows"]] == ["fact_drill", "self_replay"] * stage["self_replay_rows"]
+    assert stage["steps"] == -(-len(kinds) // cfg.train.batch_size)
+    assert not list(artifacts.weights_dir(cfg, 1).parent.glob("hf.*")), "no stage folder left beside the child"
     with reading(cfg.db_url) as s:
         asked = [x for x in s.exec(select(EvalResult).where(EvalResult.gen_id == 1,
                                                             EvalResult.eval == "generalization")).all()
@@ -145,6 +164,30 @@ def jobfile(cfg, gen, name):
     return [json.loads(x) for x in (artifacts.job_dir(cfg, gen) / name).read_text(encoding="utf-8").splitlines()]
 
 
+def test_packed_drills_put_different_facts_in_a_row_until_each_was_drilled_enough():
+    found = [facts.find(f"service{i} moved to port {7300 + i}")[0] for i in range(5)]
+    rows = facts.packed_drills(found, 4, lambda messages: len(messages) <= 6, seed=1)
+    said = [[m["content"] for m in r["messages"] if m["role"] == "assistant"] for r in rows]
+    counts = {f.value: sum(f.value in a for r in said for a in r) for f in found}
+    assert counts == {f.value: 4 for f in found}, "every fact exactly `repeats` times"
+    for r, answers in zip(rows, said):
+        assert len(r["messages"]) <= 6 and len(answers) == len(r["messages"]) // 2
+        values = [f.value for f in found for a in answers if f.value in a]
+        assert len(values) == len(set(values)), "never one fact twice in a row: nothing to copy from the row"
+    assert len(rows) == 7, "rows are filled: 20 drills, three to a row"
+    questions = {m["content"] for r in rows for m in r["messages"] if m["role"] == "user"}
+    assert {facts._fill(q, found[0]) for q, _ in facts.DRILL["port"]} <= questions, "every drill phrasing is used"
+    assert not questions & {facts._fill(q, f) for f in found for q in facts.ASK["port"]}, "never an ask phrasing"
+    assert facts.packed_drills(found, 0, lambda m: True) == [] and facts.packed_drills([], 3, lambda m: True) == []
+    # Facts the lineage knows are drilled beside the new ones, as often as asked; alone they make no rows.
+    known = facts.find("the vault moved to port 9100")[0]
+    rows = facts.packed_drills(found[:2], 4, lambda m: True, known=[known], known_repeats=1)
+    assert [sum("9100" in json.dumps(r) for r in rows), len(rows)] == [1, 4]
+    assert facts.packed_drills([], 4, lambda m: True, known=[known], known_repeats=1) == []
+    one = facts.packed_drills(found[:1], 2, lambda m: False)
+    assert len(one) == 2 and all(len(r["messages"]) == 2 for r in one), "a row always takes its first drill"
+
+
 def test_ladder_dataset_dry_run_counts_the_facts_and_their_drills(tmp_path, capsys):
     from tui.cli import main
 
@@ -157,9 +200,12 @@ def test_ladder_dataset_dry_run_counts_the_facts_and_their_drills(tmp_path, caps
     assert main(["--config", str(cfg.path), "dataset", "--dry-run", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["facts"], out["fact_drills"]) == (1, 3)
+    assert out["facts_stage"] == {"facts": 1, "earlier": 0, "repeats": cfg.train.fact_repeats}
     assert sum(v["new"] for v in out["by_stage"].values()) == out["new_rows"] + 3, "drills count as new rows"
     assert main(["--config", str(cfg.path), "dataset", "--dry-run"]) == 0
-    assert "facts: 1 stated in the new records, trained again as 3 drill row(s)" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "facts: 1 stated in the new records, trained again as 3 drill row(s)" in said
+    assert f"each drilled {cfg.train.fact_repeats} times in the facts stage" in said
 
 
 def test_practice_takes_the_facts_a_rejected_child_missed_to_the_active_generation(tmp_path):
@@ -184,3 +230,20 @@ def test_practice_takes_the_facts_a_rejected_child_missed_to_the_active_generati
     assert missed[0][1]["messages"][0]["content"] == "What port is auth service on?"
     # G1's own miss first, then its rejected child's.
     assert [it["fact"]["value"] for _, it in practice.missed_facts(cfg, 1)] == ["7301", "7444"]
+
+
+def test_the_facts_stage_runs_only_for_new_facts_and_not_when_turned_off(tmp_path):
+    """Known facts alone do not call for the stage (they are drilled beside new ones), nor does fact_repeats = 0:
+    it returns before it trains or writes anything."""
+    from loop.data.jobfiles import write_jsonl
+    from loop.events import NullEvents
+    from loop.jobs import pipeline
+
+    job = tmp_path / "job"
+    job.mkdir()
+    known = {"subject": "billing", "attribute": "port", "value": "7444", "kind": "port", "earlier": True}
+    for cfg, told in ((make_workspace(tmp_path / "on"), [known]),
+                      (make_workspace(tmp_path / "off", train={"fact_repeats": 0}), [known | {"earlier": False}])):
+        write_jsonl(job / "facts.jsonl", told)
+        assert pipeline.facts_stage(cfg, 1, job, dict(cfg.data["train"]), NullEvents(), lambda: False) is None
+        assert sorted(p.name for p in job.iterdir()) == ["facts.jsonl"], "nothing written"

@@ -71,7 +71,8 @@ def dataset(args: Namespace) -> dict[str, Any]:
                             for k, v in _pair(m["rows_by_domain"], m["deferred_by_domain"]).items()},
               "by_stage": stages,
               "self_replay_planned": plan.summary["self_replay_planned"], "domain_note": m["domain_note"],
-              "facts": plan.summary["facts"], "fact_drills": plan.summary["fact_drills"]}
+              "facts": plan.summary["facts"], "fact_drills": plan.summary["fact_drills"],
+              "facts_stage": _facts_stage(plan.taught, cfg.train.fact_repeats)}
     emit(args, f"next generation (parent {'G' + str(parent) if parent is not None else 'none yet'}): "
                f"{m['rows']} new row(s) from {m['records']} record(s), {m['deferred']} deferred to a later "
                f"generation, {result['replay']} replay, {result['holdout']} held out, "
@@ -86,8 +87,11 @@ def dataset(args: Namespace) -> dict[str, Any]:
     for name, n in stages.items():
         emit(args, f"    {name:<20} {n['new']:>6} {n['replay']:>9}")
     if result["facts"]:
+        stage = result["facts_stage"]
+        drilled = (f", then each drilled {stage['repeats']} times in the facts stage after SFT (train.fact_repeats), "
+                   f"beside {stage['earlier']} fact(s) the lineage knows" if stage else "")
         emit(args, f"  facts: {result['facts']} stated in the new records, trained again as {result['fact_drills']} "
-                   f"drill row(s) (in 'new') and asked back in other phrasings")
+                   f"drill row(s) (in 'new'){drilled}, and asked back in other phrasings")
     emit(args, f"  self-replay: up to {result['self_replay_planned']} answer(s) from the parent to general prompts, "
                f"asked when training starts (dataset.self_replay_share = {cfg.dataset.self_replay_share})")
     if args.out:
@@ -116,3 +120,11 @@ def chat(args: Namespace) -> dict[str, Any]:
     if not args.json:
         print(clean(answer))
     return {"gen": gen_id, "raw": args.raw, "prompt": args.prompt, "answer": answer}
+
+
+def _facts_stage(taught: list[dict], repeats: int) -> dict[str, int] | None:
+    """What the facts stage will drill: it runs when the new records state facts."""
+    earlier = sum(bool(f.get("earlier")) for f in taught)
+    if repeats <= 0 or len(taught) == earlier:
+        return None
+    return {"facts": len(taught) - earlier, "earlier": earlier, "repeats": repeats}
