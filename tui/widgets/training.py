@@ -14,6 +14,8 @@ from tui.screens.model import Job, Training
 from tui.widgets.text import duration, num, text
 
 STAGES = ("dataset", "replay", "train", "dpo", "export", "eval", "gate", "done")
+# Stages a generation runs only when its data calls for them: shown after the stage named, while they run.
+OCCASIONAL = {"facts": "train", "kto": "dpo"}
 
 
 class TrainingPane(Vertical):
@@ -51,9 +53,10 @@ class TrainingPane(Vertical):
         title = Text.assemble((f"G{t.gen_id} ", "bold"), (state, "bold cyan" if live else "bold"))
         title.append("   stages: ")
         current = job.stage
-        for s in STAGES:
+        shown = stages_shown(current)
+        for s in shown:
             title.append(f" {s} ", style="reverse bold" if s == current and live else
-                         ("green" if STAGES.index(s) < STAGES.index(current) else "dim") if current in STAGES else "dim")
+                         ("green" if shown.index(s) < shown.index(current) else "dim") if current in shown else "dim")
         if not live and job.reason:
             title.append("\n")
             title.append_text(text(job.reason, "dim"))
@@ -83,3 +86,12 @@ class TrainingPane(Vertical):
             log.append_text(text(line))
             log.append("\n")
         self.query_one("#training-log", Static).update(log)
+
+
+def stages_shown(current: str | None) -> tuple[str, ...]:
+    """The stage row: the usual stages, and an occasional one in its place while it runs."""
+    after = OCCASIONAL.get(current or "")
+    if after is None:
+        return STAGES
+    at = STAGES.index(after) + 1
+    return STAGES[:at] + (current,) + STAGES[at:]
