@@ -189,5 +189,15 @@ def packed_drills(found: list[Fact], repeats: int, fits, seed: int = 0,
     return rows
 
 
+def for_stage(listed: list[Any], repeats: int) -> tuple[list[Fact], list[Fact]]:
+    """(new facts, known facts) the facts stage drills from a job's facts.jsonl; none when it does not run: only
+    new facts call for it, and `train.fact_repeats` = 0 turns it off."""
+    told = [f for f in listed if valid(f)]
+    new = [of(f) for f in told if not f.get("earlier")]
+    if not new or repeats <= 0:
+        return [], []
+    return new, [of(f) for f in told if f.get("earlier")]
+
+
 def as_dict(f: Fact) -> dict[str, str]:
     return {"subject": f.subject, "attribute": f.attribute, "value": f.value, "kind": f.kind}

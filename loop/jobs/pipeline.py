@@ -210,13 +210,11 @@ def facts_stage(cfg: Config, gen_id: int, job_path: Path, settings: dict[str, An
     from loop.train.sft import Cancelled as StageCancelled  # noqa: PLC0415
 
     listed = job_path / "facts.jsonl"
-    told = [f for f in (read_jsonl(listed) if listed.is_file() else []) if facts.valid(f)]
-    # Only new facts call for the stage; the lineage's known facts are drilled beside them so that new values of
-    # the same shape do not overwrite them.
-    if not any(not f.get("earlier") for f in told) or cfg.train.fact_repeats <= 0:
+    # The lineage's known facts are drilled beside the new ones so that new values of the same shape do not
+    # overwrite them.
+    found, known = facts.for_stage(read_jsonl(listed) if listed.is_file() else [], cfg.train.fact_repeats)
+    if not found:
         return None
-    found = [facts.of(f) for f in told if not f.get("earlier")]
-    known = [facts.of(f) for f in told if f.get("earlier")]
     earlier = len(known)
     from transformers import AutoTokenizer  # noqa: PLC0415
 

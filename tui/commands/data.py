@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from loop import artifacts, config, workspace
+from loop.data.facts import for_stage
 from loop.errors import UserError
 from loop.events import StoreEvents
 from loop.inbox import ingest as inbox
@@ -123,8 +124,6 @@ def chat(args: Namespace) -> dict[str, Any]:
 
 
 def _facts_stage(taught: list[dict], repeats: int) -> dict[str, int] | None:
-    """What the facts stage will drill: it runs when the new records state facts."""
-    earlier = sum(bool(f.get("earlier")) for f in taught)
-    if repeats <= 0 or len(taught) == earlier:
-        return None
-    return {"facts": len(taught) - earlier, "earlier": earlier, "repeats": repeats}
+    """What the facts stage will drill (loop.data.facts.for_stage), or None when it will not run."""
+    new, known = for_stage(taught, repeats)
+    return {"facts": len(new), "earlier": len(known), "repeats": repeats} if new else None
